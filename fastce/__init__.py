@@ -1,0 +1,48 @@
+"""fastce: fast, exact cross-entropy losses and fused gradients for NumPy batches.
+
+The kernels are typed Cython loops that release the GIL and run on OpenMP
+threads. ``fastce.reference`` holds a pure-NumPy version of every function.
+"""
+from fastce import _config
+from fastce.binary import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    log_sigmoid,
+    logistic_loss,
+    sigmoid,
+)
+from fastce.softmax import cross_entropy, log_softmax, logsumexp, softmax
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy",
+    "logistic_loss",
+    "cross_entropy",
+    "log_softmax",
+    "softmax",
+    "logsumexp",
+    "sigmoid",
+    "log_sigmoid",
+    "show_config",
+]
+
+
+def show_config(print_out=True):
+    """Report the version, OpenMP support and threads; print it and return a dict."""
+    import numpy
+    config = {
+        "fastce": __version__,
+        "numpy": numpy.__version__,
+        "openmp": _config.HAVE_OPENMP,
+        "openmp_version": _config.OPENMP_VERSION or None,
+        "default_threads": _config.max_threads(),
+        "parallel_threshold_elements": _config.PARALLEL_THRESHOLD,
+        "block_elements": _config.BLOCK_SIZE,
+        "simd": "compiler baseline (no run-time dispatch yet)",
+    }
+    if print_out:
+        for key, value in config.items():
+            print(f"{key:>28}: {value}")
+    return config

@@ -1,0 +1,480 @@
+"""Row kernels and array loops of the softmax family.
+
+A row of logits is handled in at most three short passes, the later ones
+reading it back from L1/L2:
+  1. the row maximum;
+  2. (only with label smoothing or probability targets) the target-weighted
+     gaps ``sum_c f_c (row_max - z_c)``, read before a gradient written in
+     place can overwrite the row;
+  3. ``exp(z_c - row_max)``, written straight into the gradient or output
+     while it is summed, so forward+gradient costs one exp per element;
+  then a scaling of that buffer. No N x C temporary is ever allocated.
+
+Accuracy: the sum of exponentials is kept as ``rest`` = (sum) - 1, the term
+of one maximum (exactly exp(0) = 1) left out, and ``log1p(rest)`` replaces
+``log(sum)``. When the target dominates its row the loss is tiny (e.g. 1e-11)
+and log(1 + 1e-11) computed as log of a rounded sum would keep only 5 digits.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, log1p, INFINITY, NAN
+from libc.stdint cimport int64_t
+
+from fastce._blocks cimport (
+    BlockScratch, first_bad_position, n_blocks_for, rows_per_block,
+    scratch_alloc, scratch_free, sum_in_block_order, threads_for,
+)
+from fastce._math cimport is_valid_weight
+
+cdef enum RowMode:
+    MODE_LOG_SOFTMAX = 0
+    MODE_SOFTMAX = 1
+    MODE_LOGSUMEXP = 2
+
+LOG_SOFTMAX = MODE_LOG_SOFTMAX
+SOFTMAX = MODE_SOFTMAX
+LOGSUMEXP = MODE_LOGSUMEXP
+
+
+# ---------------------------------------------------------------- row kernels
+
+cdef inline double row_max(const floating* z__c, Py_ssize_t n_classes) noexcept nogil:
+    """Maximum of a non-empty row; NaN if any entry is NaN."""
+    cdef double best = z__c[0]
+    cdef double value
+    cdef Py_ssize_t c
+    for c in range(1, n_classes):
+        value = z__c[c]
+        if value > best or value != value:
+            best = value
+    return best
+
+
+cdef inline double row_exp_rest(const floating* z__c, floating* exp__c,
+                                Py_ssize_t n_classes, double row_max) noexcept nogil:
+    """sum_c exp(z_c - row_max) - 1, computed without the cancellation.
+
+    The entries equal to the maximum contribute exactly 1 each; they are
+    counted, not summed, and one of them is left out. ``exp__c`` (may be NULL,
+    may alias ``z__c``) receives every exp(z_c - row_max).
+    """
+    cdef double rest = 0.0
+    cdef double value, scaled
+    cdef Py_ssize_t c, n_at_max = 0
+    for c in range(n_classes):
+        value = z__c[c]
+        scaled = exp(value - row_max)
+        if exp__c != NULL:
+            exp__c[c] = <floating>scaled
+        if value == row_max:
+            n_at_max += 1
+        else:
+            rest += scaled
+    return rest + <double>(n_at_max - 1)
+
+
+cdef inline double row_weighted_gap(const floating* z__c, const floating* class_weight__c,
+                                    Py_ssize_t n_classes, double row_max) noexcept nogil:
+    """sum_c w_c (row_max - z_c): the smoothing term before its log-sum part.
+
+    A class of weight 0 adds nothing, even if it is masked (-inf).
+    """
+    cdef double gap = 0.0, weight = 1.0
+    cdef Py_ssize_t c
+    for c in range(n_classes):
+        if class_weight__c != NULL:
+            weight = class_weight__c[c]
+            if weight == 0.0:
+                continue
+        gap += weight * (row_max - z__c[c])
+    return gap
+
+
+cdef inline Py_ssize_t row_soft_target_sums(
+    const floating* z__c, const floating* target__c, const floating* class_weight__c,
+    Py_ssize_t n_classes, double row_max, double smoothing,
+    double* target_mass, double* weighted_gap,
+) noexcept nogil:
+    """For smoothed targets t_c = (1-eps) y_c + eps/C and factors f_c = w_c t_c:
+    set target_mass = sum f_c and weighted_gap = sum f_c (row_max - z_c).
+
+    Checks each y_c on the way (finite, >= 0); returns the first bad class or -1.
+    A zero factor adds nothing, so an unreachable masked class costs no NaN.
+    """
+    cdef double mass = 0.0, gap = 0.0, target, factor
+    cdef double uniform = smoothing / <double>n_classes
+    cdef Py_ssize_t c
+    for c in range(n_classes):
+        target = target__c[c]
+        if not is_valid_weight(target):
+            return c
+        factor = (1.0 - smoothing) * target + uniform
+        if class_weight__c != NULL:
+            factor = factor * class_weight__c[c]
+        if factor != 0.0:
+            mass += factor
+            gap += factor * (row_max - z__c[c])
+    target_mass[0] = mass
+    weighted_gap[0] = gap
+    return -1
+
+
+cdef inline void zero_row(floating* row__c, Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(n_classes):
+        row__c[c] = 0
+
+
+# ----------------------------------------------- cross-entropy, class indices
+
+cdef double _ce_label_rows(
+    const floating* logits__nc,
+    const int64_t* target__n,
+    const floating* class_weight__c,
+    double class_weight_total,
+    Py_ssize_t n_classes,
+    int64_t ignore_index,
+    double smoothing,
+    floating* loss__n,
+    floating* grad__nc,
+    double grad_scale,
+    Py_ssize_t row_start,
+    Py_ssize_t row_stop,
+    double* weight_sum,
+    Py_ssize_t* bad_row,
+) noexcept nogil:
+    """Rows [row_start, row_stop): torch's cross-entropy with class weights w,
+    label smoothing eps and C classes, lse = log sum exp z:
+
+        l = (1-eps) w_y (lse - z_y) + (eps/C) sum_c w_c (lse - z_c)
+        g_c = s [(1-eps) w_y (p_c - [c=y]) + (eps/C) (W p_c - w_c)]
+
+    ``grad__nc`` may alias ``logits__nc``. Returns the sum of the row losses
+    and adds sum w_y (the "mean" denominator) to ``weight_sum``.
+    """
+    cdef Py_ssize_t row, c
+    cdef int64_t label
+    cdef bint usable
+    cdef const floating* z__c
+    cdef floating* g__c = NULL
+    cdef double block_loss = 0.0, block_weight = 0.0
+    cdef double label_weight, nll_factor, uniform = smoothing / <double>n_classes
+    cdef double target_logit, best, rest, log_sum, loss, gap, inv_sum
+    cdef double prob_scale, target_exp
+    bad_row[0] = -1
+    for row in range(row_start, row_stop):
+        z__c = logits__nc + row * n_classes
+        if grad__nc != NULL:
+            g__c = grad__nc + row * n_classes
+        label = target__n[row]
+        label_weight = 0.0
+        usable = label != ignore_index
+        if usable and (label < 0 or label >= n_classes):
+            usable = False
+            if bad_row[0] < 0:
+                bad_row[0] = row
+        if usable:
+            label_weight = class_weight__c[label] if class_weight__c != NULL else 1.0
+        if not usable or (label_weight == 0.0 and smoothing == 0.0):
+            # Ignored or invalid row, or a zero-weight class without smoothing:
+            # exactly 0 loss and gradient whatever the logits hold.
+            if g__c != NULL:
+                zero_row(g__c, n_classes)
+            if loss__n != NULL:
+                loss__n[row] = 0
+            continue
+        nll_factor = (1.0 - smoothing) * label_weight
+        target_logit = z__c[label]  # read before the gradient overwrites the row
+        best = row_max(z__c, n_classes)
+        gap = 0.0
+        if smoothing != 0.0:
+            gap = row_weighted_gap(z__c, class_weight__c, n_classes, best)
+        rest = row_exp_rest(z__c, g__c, n_classes, best)
+        log_sum = log1p(rest)
+        loss = 0.0
+        if nll_factor != 0.0:
+            loss = nll_factor * ((best - target_logit) + log_sum)
+        if smoothing != 0.0:
+            loss = loss + uniform * (gap + class_weight_total * log_sum)
+        if g__c != NULL:
+            inv_sum = 1.0 / (1.0 + rest)
+            prob_scale = grad_scale * (nll_factor + uniform * class_weight_total) * inv_sum
+            for c in range(n_classes):
+                g__c[c] = <floating>(prob_scale * g__c[c] - grad_scale * uniform * (
+                    class_weight__c[c] if class_weight__c != NULL else 1.0))
+            # p_y - 1 = (e_y - 1 - rest) / (1 + rest) keeps its digits when the
+            # target dominates (e_y = 1, the difference is exactly -rest).
+            target_exp = exp(target_logit - best)
+            g__c[label] = <floating>(grad_scale * (
+                nll_factor * (target_exp - 1.0 - rest) * inv_sum
+                + uniform * (class_weight_total * target_exp * inv_sum - label_weight)))
+        block_loss += loss
+        block_weight += label_weight
+        if loss__n != NULL:
+            loss__n[row] = <floating>loss
+    weight_sum[0] = block_weight
+    return block_loss
+
+
+def cross_entropy_labels(
+    const floating[:, ::1] logits,
+    const int64_t[::1] target,
+    const floating[::1] class_weight,
+    double class_weight_total,
+    int64_t ignore_index,
+    double smoothing,
+    floating[::1] loss_out,
+    floating[:, ::1] grad_out,
+    double grad_scale,
+    int n_threads,
+):
+    """Returns ``(loss_sum, label_weight_sum, first_bad_row)``."""
+    cdef Py_ssize_t n_rows = logits.shape[0], n_classes = logits.shape[1]
+    cdef Py_ssize_t block_rows = rows_per_block(n_classes)
+    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
+    cdef int threads = threads_for(n_rows * n_classes, n_threads)
+    cdef const floating* weight_ptr = NULL
+    cdef floating* loss_ptr = NULL
+    cdef floating* grad_ptr = NULL
+    cdef Py_ssize_t block, start, stop, bad
+    cdef double loss_total, weight_total
+    cdef BlockScratch scratch
+    if n_rows == 0:
+        return 0.0, 0.0, -1
+    if class_weight is not None:
+        weight_ptr = &class_weight[0]
+    if loss_out is not None:
+        loss_ptr = &loss_out[0]
+    if grad_out is not None:
+        grad_ptr = &grad_out[0, 0]
+    if not scratch_alloc(&scratch, n_blocks):
+        scratch_free(&scratch)
+        raise MemoryError()
+    with nogil:
+        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+            start = block * block_rows
+            stop = min(start + block_rows, n_rows)
+            scratch.loss[block] = _ce_label_rows(
+                &logits[0, 0], &target[0], weight_ptr, class_weight_total,
+                n_classes, ignore_index, smoothing, loss_ptr, grad_ptr, grad_scale,
+                start, stop, &scratch.weight[block], &scratch.bad[block])
+        loss_total = sum_in_block_order(scratch.loss, n_blocks)
+        weight_total = sum_in_block_order(scratch.weight, n_blocks)
+        bad = first_bad_position(scratch.bad, n_blocks)
+    scratch_free(&scratch)
+    return loss_total, weight_total, bad
+
+
+cdef double _label_weight_rows(
+    const int64_t* target__n, const double* class_weight__c, Py_ssize_t n_classes,
+    int64_t ignore_index, Py_ssize_t row_start, Py_ssize_t row_stop,
+    Py_ssize_t* bad_row,
+) noexcept nogil:
+    cdef Py_ssize_t row
+    cdef int64_t label
+    cdef double total = 0.0
+    bad_row[0] = -1
+    for row in range(row_start, row_stop):
+        label = target__n[row]
+        if label == ignore_index:
+            continue
+        if label < 0 or label >= n_classes:
+            if bad_row[0] < 0:
+                bad_row[0] = row
+            continue
+        total += class_weight__c[label] if class_weight__c != NULL else 1.0
+    return total
+
+
+def label_weight_total(
+    const int64_t[::1] target,
+    const double[::1] class_weight,
+    Py_ssize_t n_classes,
+    int64_t ignore_index,
+    int n_threads,
+):
+    """sum of w[target] over non-ignored samples, and the first bad row.
+
+    The "mean" gradient is scaled by 1 / this sum, which must be known before
+    the fused pass writes the gradient; it reads only the N labels (1/C of
+    the logits' bytes), and its check is the range check the fused pass needs.
+    """
+    cdef Py_ssize_t n_rows = target.shape[0]
+    cdef Py_ssize_t block_rows = 4096
+    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
+    cdef int threads = threads_for(n_rows, n_threads)
+    cdef const double* weight_ptr = NULL
+    cdef Py_ssize_t block, start, stop, bad
+    cdef double total
+    cdef BlockScratch scratch
+    if n_rows == 0:
+        return 0.0, -1
+    if class_weight is not None:
+        weight_ptr = &class_weight[0]
+    if not scratch_alloc(&scratch, n_blocks):
+        scratch_free(&scratch)
+        raise MemoryError()
+    with nogil:
+        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+            start = block * block_rows
+            stop = min(start + block_rows, n_rows)
+            scratch.weight[block] = _label_weight_rows(
+                &target[0], weight_ptr, n_classes, ignore_index, start, stop,
+                &scratch.bad[block])
+        total = sum_in_block_order(scratch.weight, n_blocks)
+        bad = first_bad_position(scratch.bad, n_blocks)
+    scratch_free(&scratch)
+    return total, bad
+
+
+# ----------------------------------------- cross-entropy, probability targets
+
+cdef double _ce_soft_rows(
+    const floating* logits__nc,
+    const floating* target__nc,
+    const floating* class_weight__c,
+    Py_ssize_t n_classes,
+    double smoothing,
+    floating* loss__n,
+    floating* grad__nc,
+    double grad_scale,
+    Py_ssize_t row_start,
+    Py_ssize_t row_stop,
+    Py_ssize_t* bad_position,
+) noexcept nogil:
+    """With f_c = w_c ((1-eps) y_c + eps/C) and F = sum f_c:
+
+        l = sum_c f_c (lse - z_c) = sum_c f_c (row_max - z_c) + F log1p(rest)
+        g_c = s (F p_c - f_c)
+    """
+    cdef Py_ssize_t row, c, bad_class
+    cdef const floating* z__c
+    cdef const floating* y__c
+    cdef floating* g__c = NULL
+    cdef double block_loss = 0.0, uniform = smoothing / <double>n_classes
+    cdef double best, rest, mass, gap, loss, prob_scale, factor
+    bad_position[0] = -1
+    for row in range(row_start, row_stop):
+        z__c = logits__nc + row * n_classes
+        y__c = target__nc + row * n_classes
+        if grad__nc != NULL:
+            g__c = grad__nc + row * n_classes
+        best = row_max(z__c, n_classes)
+        bad_class = row_soft_target_sums(z__c, y__c, class_weight__c, n_classes, best,
+                                         smoothing, &mass, &gap)
+        if bad_class >= 0:
+            if bad_position[0] < 0:
+                bad_position[0] = row * n_classes + bad_class
+            if g__c != NULL:
+                zero_row(g__c, n_classes)
+            if loss__n != NULL:
+                loss__n[row] = 0
+            continue
+        rest = row_exp_rest(z__c, g__c, n_classes, best)
+        loss = gap + mass * log1p(rest)
+        if g__c != NULL:
+            prob_scale = grad_scale * mass / (1.0 + rest)
+            for c in range(n_classes):
+                factor = (1.0 - smoothing) * y__c[c] + uniform
+                if class_weight__c != NULL:
+                    factor = factor * class_weight__c[c]
+                g__c[c] = <floating>(prob_scale * g__c[c] - grad_scale * factor)
+        block_loss += loss
+        if loss__n != NULL:
+            loss__n[row] = <floating>loss
+    return block_loss
+
+
+def cross_entropy_probs(
+    const floating[:, ::1] logits,
+    const floating[:, ::1] target,
+    const floating[::1] class_weight,
+    double smoothing,
+    floating[::1] loss_out,
+    floating[:, ::1] grad_out,
+    double grad_scale,
+    int n_threads,
+):
+    """Returns ``(loss_sum, first_bad_flat_position)``."""
+    cdef Py_ssize_t n_rows = logits.shape[0], n_classes = logits.shape[1]
+    cdef Py_ssize_t block_rows = rows_per_block(n_classes)
+    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
+    cdef int threads = threads_for(n_rows * n_classes, n_threads)
+    cdef const floating* weight_ptr = NULL
+    cdef floating* loss_ptr = NULL
+    cdef floating* grad_ptr = NULL
+    cdef Py_ssize_t block, start, stop, bad
+    cdef double loss_total
+    cdef BlockScratch scratch
+    if n_rows == 0:
+        return 0.0, -1
+    if class_weight is not None:
+        weight_ptr = &class_weight[0]
+    if loss_out is not None:
+        loss_ptr = &loss_out[0]
+    if grad_out is not None:
+        grad_ptr = &grad_out[0, 0]
+    if not scratch_alloc(&scratch, n_blocks):
+        scratch_free(&scratch)
+        raise MemoryError()
+    with nogil:
+        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+            start = block * block_rows
+            stop = min(start + block_rows, n_rows)
+            scratch.loss[block] = _ce_soft_rows(
+                &logits[0, 0], &target[0, 0], weight_ptr, n_classes, smoothing,
+                loss_ptr, grad_ptr, grad_scale, start, stop, &scratch.bad[block])
+        loss_total = sum_in_block_order(scratch.loss, n_blocks)
+        bad = first_bad_position(scratch.bad, n_blocks)
+    scratch_free(&scratch)
+    return loss_total, bad
+
+
+# ------------------------------------------- log_softmax, softmax, logsumexp
+
+cdef void _normalize_rows(
+    int mode,
+    const floating* x__nc,
+    floating* out,
+    Py_ssize_t n_classes,
+    Py_ssize_t row_start,
+    Py_ssize_t row_stop,
+) noexcept nogil:
+    """``out`` is (N, C) for the softmaxes, (N,) for logsumexp; it may alias x."""
+    cdef Py_ssize_t row, c
+    cdef const floating* z__c
+    cdef floating* out__c
+    cdef double best, rest, log_sum, inv_sum
+    for row in range(row_start, row_stop):
+        z__c = x__nc + row * n_classes
+        best = row_max(z__c, n_classes)
+        if mode == MODE_LOGSUMEXP:
+            rest = row_exp_rest(z__c, <floating*>NULL, n_classes, best)
+            # An all -inf row sums to 0: log 0 = -inf, not the NaN of -inf - -inf.
+            out[row] = <floating>(best if best == -INFINITY else best + log1p(rest))
+        elif mode == MODE_LOG_SOFTMAX:
+            out__c = out + row * n_classes
+            log_sum = log1p(row_exp_rest(z__c, <floating*>NULL, n_classes, best))
+            for c in range(n_classes):
+                out__c[c] = <floating>((z__c[c] - best) - log_sum)
+        else:
+            out__c = out + row * n_classes
+            inv_sum = 1.0 / (1.0 + row_exp_rest(z__c, out__c, n_classes, best))
+            for c in range(n_classes):
+                out__c[c] = <floating>(out__c[c] * inv_sum)
+
+
+def normalize(int mode, const floating[:, ::1] x, floating[::1] out, int n_threads):
+    """log_softmax / softmax (out: flat N*C) or logsumexp (out: N) of each row."""
+    cdef Py_ssize_t n_rows = x.shape[0], n_classes = x.shape[1]
+    cdef Py_ssize_t block_rows = rows_per_block(n_classes)
+    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
+    cdef int threads = threads_for(n_rows * n_classes, n_threads)
+    cdef Py_ssize_t block, start, stop
+    if n_rows == 0 or n_classes == 0:
+        return
+    with nogil:
+        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+            start = block * block_rows
+            stop = min(start + block_rows, n_rows)
+            _normalize_rows(mode, &x[0, 0], &out[0], n_classes, start, stop)

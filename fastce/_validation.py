@@ -1,0 +1,150 @@
+"""Checks of shapes, dtypes and keywords, done once in Python.
+
+Values (labels in range, targets in [0, 1], ...) are NOT checked here: the
+kernels check them in their own pass and report the first offending position,
+which ``describe_position`` turns into a readable message.
+"""
+import operator
+
+import numpy as np
+
+from fastce import _config
+
+REDUCTIONS = ("mean", "sum", "none")
+
+# dtype kinds that can never be a number of ours.
+_REJECTED_KINDS = {"c": "complex", "O": "object", "U": "str", "S": "bytes",
+                   "V": "void", "M": "datetime", "m": "timedelta"}
+
+
+def _reject_unsupported(array, name):
+    kind = array.dtype.kind
+    if kind in _REJECTED_KINDS:
+        raise TypeError(
+            f"{name} has unsupported dtype {array.dtype} ({_REJECTED_KINDS[kind]}); "
+            "expected a real floating, integer or bool array"
+        )
+
+
+def compute_dtype(dtype):
+    """float32/float64 stay; float16 computes in float32; ints and bools in float64."""
+    if dtype == np.float32 or dtype == np.float16:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def as_data(x, name):
+    """The logits/scores argument as a C-contiguous array of its compute dtype.
+
+    Returns the input itself when it already qualifies (so grad_out=logits
+    really is in place); otherwise a converted copy, which leaves the caller's
+    array untouched.
+    """
+    array = np.asarray(x)
+    _reject_unsupported(array, name)
+    return np.ascontiguousarray(array, dtype=compute_dtype(array.dtype))
+
+
+def as_values(x, name, dtype, *, contiguous=True):
+    """A target/weight argument converted to the compute dtype."""
+    array = np.asarray(x)
+    _reject_unsupported(array, name)
+    if contiguous:
+        return np.ascontiguousarray(array, dtype=dtype)
+    return array.astype(dtype, copy=False)
+
+
+def check_same_shape(array, shape, name, reference_name):
+    if array.shape != tuple(shape):
+        raise ValueError(
+            f"{name} has shape {array.shape}, but {reference_name} has shape {tuple(shape)}; "
+            "they must match"
+        )
+
+
+def check_reduction(reduction):
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def resolve_threads(n_threads):
+    if n_threads is None:
+        return max(1, _config.max_threads())
+    if isinstance(n_threads, (bool, np.bool_)):
+        raise TypeError(f"n_threads must be an int >= 1 or None, got {n_threads!r}")
+    try:
+        value = operator.index(n_threads)
+    except TypeError:
+        raise TypeError(f"n_threads must be an int >= 1 or None, got {n_threads!r}") from None
+    if value < 1:
+        raise ValueError(f"n_threads must be >= 1 or None, got {n_threads!r}")
+    # More threads than OpenMP can use changes nothing but the scheduling.
+    return min(value, 1 << 12)
+
+
+def normalize_axis(axis, ndim, name="axis"):
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {axis!r}")
+    try:
+        value = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {axis!r}") from None
+    if ndim == 0 or not -ndim <= value < ndim:
+        raise ValueError(f"{name}={axis!r} is out of range for an array of {ndim} dimension(s)")
+    return value % ndim
+
+
+def output_array(out, shape, dtype, name):
+    """Allocate an output, or check a caller's ``out``/``grad_out``."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} has dtype {out.dtype}, expected the compute dtype {dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    return out
+
+
+def check_fraction(value, name):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a float in [0, 1], got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return number
+
+
+def check_small_weight(weight, name, dtype):
+    """Validate a small per-class/per-label weight vector in Python.
+
+    Its size is C or L, never N x C, so this is not a pass over the data.
+    """
+    array = as_values(weight, name, dtype)
+    if array.size and not (np.all(np.isfinite(array)) and np.all(array >= 0)):
+        position = int(np.flatnonzero(~(np.isfinite(array) & (array >= 0)))[0])
+        raise ValueError(
+            f"{name} must be finite and non-negative; got {array.flat[position]!r} "
+            f"at index {np.unravel_index(position, array.shape)}"
+        )
+    return array
+
+
+def describe_position(flat_index, shape):
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
+
+
+def finish_reduction(total, reduction, denominator):
+    """The scalar result: a float64; a mean over nothing is 0.0 (not NaN)."""
+    if reduction == "sum":
+        return np.float64(total)
+    if denominator == 0:
+        return np.float64(0.0)
+    return np.float64(total / denominator)

@@ -1,0 +1,170 @@
+"""The binary family: elementwise losses on logits, probabilities or scores.
+
+The formulas are in ``_math.pxd`` (``binary_point``); this module checks the
+arguments once and hands flat arrays to the single loop in ``_binary.pyx``.
+"""
+import numpy as np
+
+from fastce import _binary
+from fastce._validation import (
+    as_data, as_values, check_reduction, check_same_shape, check_small_weight,
+    describe_position, finish_reduction, output_array, resolve_threads,
+)
+
+__all__ = [
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy",
+    "logistic_loss",
+    "sigmoid",
+    "log_sigmoid",
+]
+
+
+def _weight_view(weight, shape, dtype):
+    """The weight broadcast to ``shape`` as a strided (rows, last axis) view.
+
+    Per-label (L,), per-row (N, 1) and full weights stay views (zero strides,
+    no copy). A broadcast that no 2-D view can express, e.g. (A, 1, 1)
+    against (A, B, L), is materialised once at the full size.
+    """
+    array = as_values(weight, "weight", dtype, contiguous=False)
+    try:
+        full = np.broadcast_to(array, shape)
+    except ValueError:
+        raise ValueError(
+            f"weight of shape {array.shape} does not broadcast to the logits' shape {shape}"
+        ) from None
+    n_cols = shape[-1] if shape else 1
+    return full.reshape(-1, n_cols) if full.size else None
+
+
+def _raise_bad_value(kind, bad, x, target, weight2d, shape, data_name):
+    """Turn the kernel's first offending position into a clear ValueError."""
+    position = describe_position(bad, shape)
+    if kind == _binary.BCE_PROBS and not 0.0 <= x.flat[bad] <= 1.0:
+        raise ValueError(f"{data_name} must be in [0, 1]; got {x.flat[bad]!r} at position {position}")
+    value = target.flat[bad]
+    if kind == _binary.LOGISTIC and value not in (-1.0, 1.0):
+        raise ValueError(f"target must be -1 or +1; got {value!r} at position {position}")
+    if kind != _binary.LOGISTIC and not 0.0 <= value <= 1.0:
+        raise ValueError(f"target must be in [0, 1] (not NaN); got {value!r} at position {position}")
+    n_cols = weight2d.shape[1]
+    raise ValueError(
+        "weight must be finite and non-negative; got "
+        f"{weight2d[bad // n_cols, bad % n_cols]!r} at position {position}"
+    )
+
+
+def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
+                 return_grad, grad_out, n_threads):
+    reduction = check_reduction(reduction)
+    x = as_data(data, data_name)
+    y = as_values(target, "target", x.dtype)
+    check_same_shape(y, x.shape, "target", data_name)
+    n_cols = x.shape[-1] if x.ndim else 1
+    weight2d = None if weight is None else _weight_view(weight, x.shape, x.dtype)
+    pos_weight_c = None
+    if pos_weight is not None:
+        pos_weight_c = check_small_weight(pos_weight, "pos_weight", x.dtype)
+        try:
+            pos_weight_c = np.ascontiguousarray(np.broadcast_to(pos_weight_c, (n_cols,)))
+        except ValueError:
+            raise ValueError(
+                f"pos_weight of shape {pos_weight_c.shape} does not broadcast along the "
+                f"last axis of length {n_cols}"
+            ) from None
+    threads = resolve_threads(n_threads)
+    loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
+    grad = output_array(grad_out, x.shape, x.dtype, "grad_out") if return_grad else None
+    grad_scale = 1.0 / x.size if reduction == "mean" and x.size else 1.0
+
+    total, bad = _binary.binary_kernel(
+        kind, x.reshape(-1), y.reshape(-1), weight2d, pos_weight_c,
+        None if loss_out is None else loss_out.reshape(-1),
+        None if grad is None else grad.reshape(-1),
+        grad_scale, n_cols, threads,
+    )
+    if bad >= 0:
+        _raise_bad_value(kind, bad, x, y, weight2d, x.shape, data_name)
+    loss = loss_out if reduction == "none" else finish_reduction(total, reduction, x.size)
+    return (loss, grad) if return_grad else loss
+
+
+def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None,
+                                     reduction="mean", return_grad=False, grad_out=None,
+                                     n_threads=None):
+    """Binary cross-entropy on logits, stable for every finite or infinite z.
+
+    l = (1-y) softplus(z) + pw y softplus(-z), dl/dz = (1-y) sigmoid(z) - pw y sigmoid(-z).
+
+    Parameters
+    ----------
+    logits : array_like, any shape. float32/float64 computed as given, float16 in
+        float32, integers and bools in float64.
+    target : array_like, same shape, values in [0, 1] (soft labels allowed); float,
+        int or bool. NaN or out-of-range values raise ValueError.
+    weight : array_like broadcastable to ``logits``, finite and >= 0. A zero weight
+        removes its element exactly (0 loss and gradient, even where z is inf/NaN;
+        torch would give NaN there).
+    pos_weight : array_like broadcastable along the last axis (one per label of an
+        (N, L) multi-label problem), finite and >= 0.
+    reduction : "mean" (divides by ``logits.size``, as torch), "sum" or "none"
+        (one loss per element).
+    return_grad : also return the gradient of the returned loss (of the sum, for
+        "none"), computed in the same pass.
+    grad_out : optional C-contiguous array of the logits' shape and compute dtype to
+        receive the gradient; may be ``logits`` itself (in place).
+    n_threads : None (OpenMP's default) or an int >= 1.
+
+    Returns the loss (a float64 scalar, or an array for "none"), or (loss, grad).
+    """
+    return _binary_loss(_binary.BCE_LOGITS, "logits", logits, target, weight, pos_weight,
+                        reduction, return_grad, grad_out, n_threads)
+
+
+def binary_cross_entropy(probs, target, *, weight=None, reduction="mean", return_grad=False,
+                         grad_out=None, n_threads=None):
+    """Binary cross-entropy from probabilities, as torch's ``binary_cross_entropy``.
+
+    l = -(y max(log p, -100) + (1-y) max(log(1-p), -100)); each log is clamped so
+    that p in {0, 1} stays finite, and a term whose target factor is 0 contributes
+    exactly 0. Gradient (p - y) / max(p (1-p), 1e-12).
+
+    ``probs`` must lie in [0, 1] (NaN is an error); ``target`` in [0, 1]. The other
+    keywords are those of :func:`binary_cross_entropy_with_logits`.
+    """
+    return _binary_loss(_binary.BCE_PROBS, "probs", probs, target, weight, None,
+                        reduction, return_grad, grad_out, n_threads)
+
+
+def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=False,
+                  grad_out=None, n_threads=None):
+    """Logistic loss for labels in {-1, +1}: l = log(1 + exp(-y s)) = softplus(-y s).
+
+    Gradient -y sigmoid(-y s). ``target`` must hold exactly -1 or +1 (int or float).
+    The other keywords are those of :func:`binary_cross_entropy_with_logits`.
+    """
+    return _binary_loss(_binary.LOGISTIC, "scores", scores, target, weight, None,
+                        reduction, return_grad, grad_out, n_threads)
+
+
+def _elementwise(kind, x, out, n_threads):
+    array = as_data(x, "x")
+    threads = resolve_threads(n_threads)
+    result = output_array(out, array.shape, array.dtype, "out")
+    _binary.binary_kernel(kind, array.reshape(-1), None, None, None, result.reshape(-1),
+                          None, 1.0, max(array.size, 1), threads)
+    return result
+
+
+def sigmoid(x, *, out=None, n_threads=None):
+    """The logistic function 1 / (1 + exp(-x)), without overflow for any x.
+
+    ``out`` may be ``x`` itself. Returns an array of the compute dtype.
+    """
+    return _elementwise(_binary.SIGMOID, x, out, n_threads)
+
+
+def log_sigmoid(x, *, out=None, n_threads=None):
+    """log(sigmoid(x)) = -softplus(-x), exact for large |x| (no log(0))."""
+    return _elementwise(_binary.LOG_SIGMOID, x, out, n_threads)

@@ -1,0 +1,243 @@
+"""The softmax family: cross-entropy, log_softmax, softmax and logsumexp.
+
+Classes lie along ``axis`` (default -1). The kernels in ``_softmax.pyx`` work
+on C-contiguous (rows, classes) arrays. When ``axis`` is not the last axis, or
+the input is not C-contiguous, the input is copied once into that layout (and
+the gradient moved back); this is stated in each docstring.
+"""
+import numpy as np
+
+from fastce import _softmax
+from fastce._validation import (
+    as_data, as_values, check_fraction, check_reduction, check_same_shape,
+    check_small_weight, describe_position, finish_reduction, normalize_axis,
+    output_array, resolve_threads,
+)
+
+__all__ = ["cross_entropy", "log_softmax", "softmax", "logsumexp"]
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _rows_view(x, axis):
+    """(rows, classes) C-contiguous view of ``x`` with ``axis`` last, and the
+    shape of that moved array. Copies only when the layout requires it."""
+    moved = np.moveaxis(x, axis, -1)
+    n_classes = moved.shape[-1]
+    rows = np.ascontiguousarray(moved).reshape(-1, n_classes)
+    return rows, moved.shape
+
+
+def _class_labels(target, logits_shape, axis, n_classes, ignore_index):
+    """Integer class indices as a flat C-contiguous int64 array."""
+    expected = logits_shape[:axis] + logits_shape[axis + 1:]
+    check_same_shape(target, expected, "target", "logits without its class axis")
+    if target.dtype == np.uint64 and target.size and target.max() > _INT64_MAX:
+        # int64 conversion would wrap these to negative indices.
+        bad = int(np.argmax(target > _INT64_MAX))
+        raise ValueError(
+            f"target holds class index {target.flat[bad]} at position "
+            f"{describe_position(bad, target.shape)}, outside [0, {n_classes})"
+        )
+    return np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
+
+
+def _grad_in_caller_layout(grad_rows, moved_shape, axis, grad_out):
+    """The gradient in the logits' layout; ``grad_out`` when one was given."""
+    grad = np.moveaxis(grad_rows.reshape(moved_shape), -1, axis)
+    if grad_out is None:
+        return grad
+    if not np.shares_memory(grad_out, grad_rows):
+        np.copyto(grad_out, grad)
+    return grad_out
+
+
+def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoothing=0.0,
+                  reduction="mean", axis=-1, return_grad=False, grad_out=None, n_threads=None):
+    """Softmax cross-entropy with the semantics of ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    logits : array_like (..., C, ...) with the classes along ``axis`` (default -1,
+        the last axis; torch uses axis 1). -inf entries are masks: zero probability,
+        zero gradient. float16 computes in float32, integers in float64.
+    target : either integer class indices of the logits' shape without the class
+        axis (any integer dtype; ``ignore_index`` marks samples to skip), or float
+        class probabilities of the logits' shape (finite, >= 0; need not sum to 1).
+    weight : optional (C,) class weights, finite and >= 0.
+    ignore_index : class index whose samples contribute exactly 0 loss and 0
+        gradient, whatever their logits hold (NaN, -inf). Unused for probabilities.
+    label_smoothing : eps in [0, 1]. With weights, torch's formula
+        l = (1-eps) w_y (lse - z_y) + (eps/C) sum_c w_c (lse - z_c).
+    reduction : "mean": sum of losses / sum of w[target] over non-ignored samples
+        (integer targets) or / number of samples (probabilities); "sum"; "none"
+        (logits' shape without the class axis).
+        Unlike torch, a "mean" over zero total weight (an empty batch, every target
+        ignored) is 0.0 with a zero gradient, not NaN.
+    return_grad : also return d(loss)/d(logits), from the same fused pass (one exp
+        per element); for "none", the gradient of the sum.
+    grad_out : optional C-contiguous array of the logits' shape and compute dtype;
+        may be ``logits`` itself (in place, no extra N x C memory).
+    n_threads : None (OpenMP's default) or an int >= 1. Results are bitwise the
+        same for every value.
+
+    Notes
+    -----
+    With ``axis`` other than the last, or a non-C-contiguous ``logits``, the
+    logits are copied once into (rows, classes) order. A zero class weight removes
+    its samples' (or classes') terms exactly, where torch could produce 0*inf = NaN.
+    With "mean" and ``return_grad``, the sum of w[target] needed to scale the
+    gradient is taken from the labels (N integers) before the fused pass.
+    """
+    reduction = check_reduction(reduction)
+    smoothing = check_fraction(label_smoothing, "label_smoothing")
+    x = as_data(logits, "logits")
+    if x.ndim == 0:
+        raise ValueError("logits must have at least one dimension (the classes)")
+    class_axis = normalize_axis(axis, x.ndim)
+    n_classes = x.shape[class_axis]
+    target_array = np.asarray(target)
+    if target_array.dtype.kind == "b":
+        raise TypeError("target of dtype bool is ambiguous; pass integer class indices "
+                        "or float probabilities")
+    threads = resolve_threads(n_threads)
+    class_weight = None
+    if weight is not None:
+        class_weight = check_small_weight(weight, "weight", x.dtype)
+        if class_weight.shape != (n_classes,):
+            raise ValueError(f"weight must have shape ({n_classes},) (one per class), "
+                             f"got {class_weight.shape}")
+    rows, moved_shape = _rows_view(x, class_axis)
+    n_rows = rows.shape[0]
+    if return_grad:
+        if grad_out is not None:
+            output_array(grad_out, x.shape, x.dtype, "grad_out")
+        # Write straight into grad_out when its layout is the kernel's.
+        in_kernel_layout = grad_out is not None and class_axis == x.ndim - 1
+        grad_rows = grad_out.reshape(n_rows, n_classes) if in_kernel_layout else \
+            np.empty((n_rows, n_classes), dtype=x.dtype)
+    else:
+        grad_rows = None
+    loss_rows = np.empty(n_rows, dtype=x.dtype) if reduction == "none" else None
+
+    if target_array.dtype.kind in "iu":
+        labels = _class_labels(target_array, x.shape, class_axis, n_classes, ignore_index)
+        if n_classes == 0 and n_rows and np.any(labels != ignore_index):
+            raise ValueError("logits has 0 classes, so no class index is valid")
+        try:
+            ignore = int(ignore_index)
+        except (TypeError, ValueError):
+            raise TypeError(f"ignore_index must be an int, got {ignore_index!r}") from None
+        weight_total = float(class_weight.sum(dtype=np.float64)) if class_weight is not None \
+            else float(n_classes)
+        grad_scale = 1.0
+        denominator = None
+        if grad_rows is not None and reduction == "mean":
+            denominator, bad = _softmax.label_weight_total(
+                labels, None if class_weight is None else class_weight.astype(np.float64),
+                n_classes, ignore, threads)
+            if bad >= 0:
+                _raise_bad_label(labels, bad, target_array.shape, n_classes)
+            grad_scale = 1.0 / denominator if denominator else 0.0
+        if n_classes == 0:
+            total, label_weight_sum, bad = 0.0, 0.0, -1
+            if grad_rows is not None:
+                grad_rows.fill(0)
+            if loss_rows is not None:
+                loss_rows.fill(0)
+        else:
+            total, label_weight_sum, bad = _softmax.cross_entropy_labels(
+                rows, labels, class_weight, weight_total, ignore, smoothing,
+                loss_rows, grad_rows, grad_scale, threads)
+        if bad >= 0:
+            _raise_bad_label(labels, bad, target_array.shape, n_classes)
+        if denominator is None:
+            denominator = label_weight_sum
+        if grad_rows is not None and reduction == "mean" and denominator == 0:
+            grad_rows.fill(0)  # "mean" over nothing: a zero gradient, never NaN
+    elif target_array.dtype.kind == "f":
+        y = as_values(target_array, "target", x.dtype)
+        check_same_shape(y, x.shape, "target", "logits (probability targets)")
+        target_rows, _ = _rows_view(y, class_axis)
+        denominator = n_rows
+        grad_scale = 1.0 / n_rows if reduction == "mean" and n_rows else 1.0
+        total, bad = (0.0, -1) if n_classes == 0 else _softmax.cross_entropy_probs(
+            rows, target_rows, class_weight, smoothing, loss_rows, grad_rows,
+            grad_scale, threads)
+        if n_classes == 0 and grad_rows is not None:
+            grad_rows.fill(0)
+        if n_classes == 0 and loss_rows is not None:
+            loss_rows.fill(0)
+        if bad >= 0:
+            row, cls = divmod(bad, n_classes)
+            position = describe_position(row, moved_shape[:-1])
+            position = position[:class_axis] + (cls,) + position[class_axis:]
+            raise ValueError(
+                "target probabilities must be finite and non-negative; got "
+                f"{target_rows[row, cls]!r} at position {position}"
+            )
+    else:
+        raise TypeError(f"target has unsupported dtype {target_array.dtype}; expected integer "
+                        "class indices or float probabilities")
+
+    if reduction == "none":
+        loss = loss_rows.reshape(moved_shape[:-1])
+        loss = loss[()] if loss.ndim == 0 else loss
+    else:
+        loss = finish_reduction(total, reduction, denominator)
+    if not return_grad:
+        return loss
+    return loss, _grad_in_caller_layout(grad_rows, moved_shape, class_axis, grad_out)
+
+
+def _raise_bad_label(labels, bad_row, target_shape, n_classes):
+    raise ValueError(
+        f"target holds class index {int(labels[bad_row])} at position "
+        f"{describe_position(bad_row, target_shape)}, outside [0, {n_classes}) "
+        "and not ignore_index"
+    )
+
+
+def _normalize(mode, x, axis, out, n_threads, out_is_rows):
+    array = as_data(x, "x")
+    if array.ndim == 0:
+        raise ValueError("x must have at least one dimension")
+    class_axis = normalize_axis(axis, array.ndim)
+    threads = resolve_threads(n_threads)
+    rows, moved_shape = _rows_view(array, class_axis)
+    if out_is_rows:
+        result = output_array(out, array.shape, array.dtype, "out")
+        direct = class_axis == array.ndim - 1
+        target = result if direct else np.empty(moved_shape, dtype=array.dtype)
+        _softmax.normalize(mode, rows, target.reshape(-1), threads)
+        if not direct:
+            np.copyto(result, np.moveaxis(target, -1, class_axis))
+        return result
+    # logsumexp: one value per row; an empty class axis sums to 0, so -inf.
+    result = np.full(moved_shape[:-1], -np.inf, dtype=array.dtype)
+    _softmax.normalize(mode, rows, result.reshape(-1), threads)
+    return result[()] if result.ndim == 0 else result
+
+
+def log_softmax(x, *, axis=-1, out=None, n_threads=None):
+    """log softmax along ``axis``: z - max - log1p(sum exp(z - max) - 1), stable.
+
+    A row of all -inf has no distribution and gives NaN (as SciPy). ``out`` (the
+    input's shape and compute dtype, C-contiguous) may be ``x`` itself. A class
+    axis other than the last is copied once into row order.
+    """
+    return _normalize(_softmax.LOG_SOFTMAX, x, axis, out, n_threads, True)
+
+
+def softmax(x, *, axis=-1, out=None, n_threads=None):
+    """softmax along ``axis``: exp(z - max) / sum, one exp per element.
+
+    -inf entries get probability 0; an all -inf row gives NaN. ``out`` may be ``x``.
+    """
+    return _normalize(_softmax.SOFTMAX, x, axis, out, n_threads, True)
+
+
+def logsumexp(x, *, axis=-1, n_threads=None):
+    """log sum exp along ``axis`` (max-shifted). Returns x's shape without ``axis``
+    (a numpy scalar for 1-D input). An all -inf row, or an empty axis, gives -inf."""
+    return _normalize(_softmax.LOGSUMEXP, x, axis, None, n_threads, False)
