@@ -19,7 +19,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-SAFE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+SAFE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"]
 
 OPENMP_PROBE = r"""
 #include <omp.h>

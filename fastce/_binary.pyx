@@ -1,9 +1,9 @@
 """Array loops of the binary family (elementwise losses), one for all kinds.
 
-The formulas live in _math.pxd; this module only walks the arrays: blocks of
-``BLOCK_ELEMENTS`` flat elements run in ``prange``, each with a float64 partial
-sum, a value check folded into the same pass, and the loss, the gradient, or
-both written as it goes.
+The formulas live in _vecmath.h (``fastce_binary_point``) and its vectorised
+chunk loop; this module walks the arrays: blocks of ``BLOCK_ELEMENTS`` flat
+elements run in ``prange``, each block in chunks of ``FASTCE_BINARY_CHUNK``
+with a float64 partial sum and the value check folded into the same pass.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -12,79 +12,96 @@ from fastce._blocks cimport (
     BLOCK_ELEMENTS, BlockScratch, first_bad_position, n_blocks_for,
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
 )
-from fastce._math cimport (
-    KIND_BCE_LOGITS, KIND_BCE_PROBS, KIND_LOGISTIC, KIND_SIGMOID, KIND_LOG_SIGMOID,
-    binary_point, is_unit_interval, is_valid_binary_target, is_valid_weight,
+from fastce._vecmath cimport (
+    FASTCE_BCE_LOGITS, FASTCE_BCE_PROBS, FASTCE_LOGISTIC, FASTCE_SIGMOID,
+    FASTCE_LOG_SIGMOID, FASTCE_BINARY_CHUNK, binary_chunk, fastce_binary_valid,
+    unary_chunk,
 )
 
-BCE_LOGITS = KIND_BCE_LOGITS
-BCE_PROBS = KIND_BCE_PROBS
-LOGISTIC = KIND_LOGISTIC
-SIGMOID = KIND_SIGMOID
-LOG_SIGMOID = KIND_LOG_SIGMOID
+BCE_LOGITS = FASTCE_BCE_LOGITS
+BCE_PROBS = FASTCE_BCE_PROBS
+LOGISTIC = FASTCE_LOGISTIC
+SIGMOID = FASTCE_SIGMOID
+LOG_SIGMOID = FASTCE_LOG_SIGMOID
+
+
+cdef inline void _cycle_columns(floating* out, const floating* per_column,
+                                Py_ssize_t first_col, Py_ssize_t n_cols,
+                                Py_ssize_t n) noexcept nogil:
+    """Expand a per-column vector (pos_weight, a (L,) weight) over a chunk."""
+    cdef Py_ssize_t i, col = first_col
+    for i in range(n):
+        out[i] = per_column[col]
+        col += 1
+        if col == n_cols:
+            col = 0
 
 
 cdef double _binary_block(
     int kind,
     const floating* x__e,
     const floating* target__e,
-    const floating* weight__rc,
-    Py_ssize_t weight_row_stride,
-    Py_ssize_t weight_col_stride,
+    const floating* weight,
+    bint weight_per_column,
     const floating* pos_weight__c,
+    Py_ssize_t n_cols,
     floating* loss__e,
     floating* grad__e,
     double grad_scale,
     Py_ssize_t start,
     Py_ssize_t stop,
-    Py_ssize_t n_cols,
     Py_ssize_t* bad_position,
 ) noexcept nogil:
-    """Elements [start, stop) of a flat (n_rows, n_cols) problem.
+    """Elements [start, stop) of a flat problem with ``n_cols`` per row.
 
-    ``x__e`` and ``grad__e`` may be the same buffer (grad_out=logits): each
-    element is read before its gradient is written. The weight is a strided
-    (rows, cols) view so that a per-label or per-row weight is never expanded
-    to the full shape. A NULL pointer means "absent" (weight 1, no output).
+    Absent inputs read from a chunk of ones and absent outputs go to a chunk
+    buffer, so the vectorised loop has no branches on them. ``weight`` is
+    either per element (flat, like x) or per column. Returns the float64 sum.
     """
-    cdef Py_ssize_t i
-    cdef Py_ssize_t row = start // n_cols
-    cdef Py_ssize_t col = start - row * n_cols
-    cdef double block_loss = 0.0
-    cdef double value, slope, x
-    cdef double target = 0.0, weight = 1.0, pos_weight = 1.0
+    cdef floating ones[FASTCE_BINARY_CHUNK]
+    cdef floating weight_chunk[FASTCE_BINARY_CHUNK]
+    cdef floating pos_weight_chunk[FASTCE_BINARY_CHUNK]
+    cdef floating loss_chunk[FASTCE_BINARY_CHUNK]
+    cdef floating grad_chunk[FASTCE_BINARY_CHUNK]
+    cdef const floating* w
+    cdef const floating* pw
+    cdef const floating* y
+    cdef floating* loss
+    cdef floating* grad
+    cdef Py_ssize_t i, chunk_start, n
+    cdef double block_loss = 0.0, n_bad
     bad_position[0] = -1
-    for i in range(start, stop):
-        x = x__e[i]
-        if target__e != NULL:
-            target = target__e[i]
-        if weight__rc != NULL:
-            weight = weight__rc[row * weight_row_stride + col * weight_col_stride]
+    for i in range(FASTCE_BINARY_CHUNK):
+        ones[i] = 1
+    chunk_start = start
+    while chunk_start < stop:
+        n = min(<Py_ssize_t>FASTCE_BINARY_CHUNK, stop - chunk_start)
+        if kind == FASTCE_SIGMOID or kind == FASTCE_LOG_SIGMOID:
+            unary_chunk(kind, x__e + chunk_start, loss__e + chunk_start, n)
+            chunk_start += n
+            continue
+        y = target__e + chunk_start
+        w = ones
+        if weight != NULL and weight_per_column:
+            _cycle_columns(weight_chunk, weight, chunk_start % n_cols, n_cols, n)
+            w = weight_chunk
+        elif weight != NULL:
+            w = weight + chunk_start
+        pw = ones
         if pos_weight__c != NULL:
-            pos_weight = pos_weight__c[col]
-        slope = 0.0
-        if ((target__e != NULL and not is_valid_binary_target(kind, target))
-                or not is_valid_weight(weight)
-                or (kind == KIND_BCE_PROBS and not is_unit_interval(x))):
-            # Reported by the wrapper; the element itself contributes nothing.
-            if bad_position[0] < 0:
-                bad_position[0] = i
-            value = 0.0
-        elif weight == 0.0:
-            # A zero weight removes the element, even where its loss is inf/NaN.
-            value = 0.0
-        else:
-            value = weight * binary_point(kind, x, target, pos_weight, &slope)
-            slope = weight * slope
-        block_loss += value
-        if loss__e != NULL:
-            loss__e[i] = <floating>value
-        if grad__e != NULL:
-            grad__e[i] = <floating>(slope * grad_scale)
-        col += 1
-        if col == n_cols:
-            col = 0
-            row += 1
+            _cycle_columns(pos_weight_chunk, pos_weight__c, chunk_start % n_cols, n_cols, n)
+            pw = pos_weight_chunk
+        loss = loss__e + chunk_start if loss__e != NULL else loss_chunk
+        grad = grad__e + chunk_start if grad__e != NULL else grad_chunk
+        n_bad = 0.0
+        block_loss += binary_chunk(kind, x__e + chunk_start, y, w, pw, loss, grad,
+                                   grad_scale, n, &n_bad)
+        if n_bad != 0.0 and bad_position[0] < 0:
+            for i in range(n):
+                if not fastce_binary_valid(kind, x__e[chunk_start + i], y[i], w[i]):
+                    bad_position[0] = chunk_start + i
+                    break
+        chunk_start += n
     return block_loss
 
 
@@ -92,7 +109,8 @@ def binary_kernel(
     int kind,
     const floating[::1] x,
     const floating[::1] target,
-    const floating[:, :] weight,
+    const floating[::1] weight,
+    bint weight_per_column,
     const floating[::1] pos_weight,
     floating[::1] loss_out,
     floating[::1] grad_out,
@@ -100,35 +118,32 @@ def binary_kernel(
     Py_ssize_t n_cols,
     int n_threads,
 ):
-    """Run one elementwise loss over ``x`` (flat, C order, n_cols per row).
+    """Run one elementwise loss over ``x`` (flat, C order, ``n_cols`` per row).
 
-    Returns ``(loss_sum, first_bad_position)``; the position is -1 when every
-    target, weight and probability was valid. ``None`` may be passed for any
-    optional array. The GIL is released for the whole pass.
+    ``weight`` is flat like ``x``, or per column when ``weight_per_column``;
+    ``pos_weight`` is per column. ``None`` may be passed for any optional
+    array (``target`` is unused by sigmoid/log_sigmoid, which write into
+    ``loss_out``). Returns ``(loss_sum, first_bad_position)``, the position -1
+    when every value was valid. The GIL is released for the whole pass.
     """
     cdef Py_ssize_t n = x.shape[0]
     cdef Py_ssize_t n_blocks = n_blocks_for(n, BLOCK_ELEMENTS)
     cdef Py_ssize_t block, start, stop
     cdef int threads = threads_for(n, n_threads)
-    cdef const floating* x_ptr = NULL
     cdef const floating* target_ptr = NULL
     cdef const floating* weight_ptr = NULL
     cdef const floating* pos_weight_ptr = NULL
     cdef floating* loss_ptr = NULL
     cdef floating* grad_ptr = NULL
-    cdef Py_ssize_t weight_row_stride = 0, weight_col_stride = 0
     cdef BlockScratch scratch
     cdef double total
     cdef Py_ssize_t bad
     if n == 0:
         return 0.0, -1
-    x_ptr = &x[0]
     if target is not None:
         target_ptr = &target[0]
     if weight is not None:
-        weight_ptr = &weight[0, 0]
-        weight_row_stride = weight.strides[0] // <Py_ssize_t>sizeof(floating)
-        weight_col_stride = weight.strides[1] // <Py_ssize_t>sizeof(floating)
+        weight_ptr = &weight[0]
     if pos_weight is not None:
         pos_weight_ptr = &pos_weight[0]
     if loss_out is not None:
@@ -143,9 +158,8 @@ def binary_kernel(
             start = block * BLOCK_ELEMENTS
             stop = min(start + BLOCK_ELEMENTS, n)
             scratch.loss[block] = _binary_block(
-                kind, x_ptr, target_ptr, weight_ptr, weight_row_stride,
-                weight_col_stride, pos_weight_ptr, loss_ptr, grad_ptr,
-                grad_scale, start, stop, n_cols, &scratch.bad[block])
+                kind, &x[0], target_ptr, weight_ptr, weight_per_column, pos_weight_ptr,
+                n_cols, loss_ptr, grad_ptr, grad_scale, start, stop, &scratch.bad[block])
         total = sum_in_block_order(scratch.loss, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)

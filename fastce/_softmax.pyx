@@ -17,14 +17,16 @@ and log(1 + 1e-11) computed as log of a rounded sum would keep only 5 digits.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, log1p, INFINITY, NAN
+from libc.math cimport log1p, INFINITY
 from libc.stdint cimport int64_t
 
 from fastce._blocks cimport (
     BlockScratch, first_bad_position, n_blocks_for, rows_per_block,
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
 )
-from fastce._math cimport is_valid_weight
+from fastce._vecmath cimport (
+    fastce_exp, fastce_is_valid_weight, row_exp_rest, row_log_softmax, row_max, row_scale,
+)
 
 cdef enum RowMode:
     MODE_LOG_SOFTMAX = 0
@@ -37,41 +39,6 @@ LOGSUMEXP = MODE_LOGSUMEXP
 
 
 # ---------------------------------------------------------------- row kernels
-
-cdef inline double row_max(const floating* z__c, Py_ssize_t n_classes) noexcept nogil:
-    """Maximum of a non-empty row; NaN if any entry is NaN."""
-    cdef double best = z__c[0]
-    cdef double value
-    cdef Py_ssize_t c
-    for c in range(1, n_classes):
-        value = z__c[c]
-        if value > best or value != value:
-            best = value
-    return best
-
-
-cdef inline double row_exp_rest(const floating* z__c, floating* exp__c,
-                                Py_ssize_t n_classes, double row_max) noexcept nogil:
-    """sum_c exp(z_c - row_max) - 1, computed without the cancellation.
-
-    The entries equal to the maximum contribute exactly 1 each; they are
-    counted, not summed, and one of them is left out. ``exp__c`` (may be NULL,
-    may alias ``z__c``) receives every exp(z_c - row_max).
-    """
-    cdef double rest = 0.0
-    cdef double value, scaled
-    cdef Py_ssize_t c, n_at_max = 0
-    for c in range(n_classes):
-        value = z__c[c]
-        scaled = exp(value - row_max)
-        if exp__c != NULL:
-            exp__c[c] = <floating>scaled
-        if value == row_max:
-            n_at_max += 1
-        else:
-            rest += scaled
-    return rest + <double>(n_at_max - 1)
-
 
 cdef inline double row_weighted_gap(const floating* z__c, const floating* class_weight__c,
                                     Py_ssize_t n_classes, double row_max) noexcept nogil:
@@ -106,7 +73,7 @@ cdef inline Py_ssize_t row_soft_target_sums(
     cdef Py_ssize_t c
     for c in range(n_classes):
         target = target__c[c]
-        if not is_valid_weight(target):
+        if not fastce_is_valid_weight(target):
             return c
         factor = (1.0 - smoothing) * target + uniform
         if class_weight__c != NULL:
@@ -199,12 +166,10 @@ cdef double _ce_label_rows(
         if g__c != NULL:
             inv_sum = 1.0 / (1.0 + rest)
             prob_scale = grad_scale * (nll_factor + uniform * class_weight_total) * inv_sum
-            for c in range(n_classes):
-                g__c[c] = <floating>(prob_scale * g__c[c] - grad_scale * uniform * (
-                    class_weight__c[c] if class_weight__c != NULL else 1.0))
+            row_scale(g__c, n_classes, prob_scale, class_weight__c, grad_scale * uniform)
             # p_y - 1 = (e_y - 1 - rest) / (1 + rest) keeps its digits when the
             # target dominates (e_y = 1, the difference is exactly -rest).
-            target_exp = exp(target_logit - best)
+            target_exp = fastce_exp(target_logit - best)
             g__c[label] = <floating>(grad_scale * (
                 nll_factor * (target_exp - 1.0 - rest) * inv_sum
                 + uniform * (class_weight_total * target_exp * inv_sum - label_weight)))
@@ -450,18 +415,20 @@ cdef void _normalize_rows(
         best = row_max(z__c, n_classes)
         if mode == MODE_LOGSUMEXP:
             rest = row_exp_rest(z__c, <floating*>NULL, n_classes, best)
-            # An all -inf row sums to 0: log 0 = -inf, not the NaN of -inf - -inf.
-            out[row] = <floating>(best if best == -INFINITY else best + log1p(rest))
+            # An all -inf row sums to 0: log 0 = -inf, not the NaN of -inf - -inf
+            # (an all-NaN row also has best = -inf, but its rest is NaN).
+            if best == -INFINITY and rest == rest:
+                out[row] = <floating>best
+            else:
+                out[row] = <floating>(best + log1p(rest))
         elif mode == MODE_LOG_SOFTMAX:
             out__c = out + row * n_classes
             log_sum = log1p(row_exp_rest(z__c, <floating*>NULL, n_classes, best))
-            for c in range(n_classes):
-                out__c[c] = <floating>((z__c[c] - best) - log_sum)
+            row_log_softmax(z__c, out__c, n_classes, best, log_sum)
         else:
             out__c = out + row * n_classes
             inv_sum = 1.0 / (1.0 + row_exp_rest(z__c, out__c, n_classes, best))
-            for c in range(n_classes):
-                out__c[c] = <floating>(out__c[c] * inv_sum)
+            row_scale(out__c, n_classes, inv_sum, <floating*>NULL, 0.0)
 
 
 def normalize(int mode, const floating[:, ::1] x, floating[::1] out, int n_threads):

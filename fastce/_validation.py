@@ -42,7 +42,8 @@ def as_data(x, name):
     """
     array = np.asarray(x)
     _reject_unsupported(array, name)
-    return np.ascontiguousarray(array, dtype=compute_dtype(array.dtype))
+    # order="C" rather than ascontiguousarray, which turns 0-d into 1-d.
+    return np.asarray(array, dtype=compute_dtype(array.dtype), order="C")
 
 
 def as_values(x, name, dtype, *, contiguous=True):
@@ -50,7 +51,7 @@ def as_values(x, name, dtype, *, contiguous=True):
     array = np.asarray(x)
     _reject_unsupported(array, name)
     if contiguous:
-        return np.ascontiguousarray(array, dtype=dtype)
+        return np.asarray(array, dtype=dtype, order="C")
     return array.astype(dtype, copy=False)
 
 

@@ -20,12 +20,13 @@ __all__ = [
 ]
 
 
-def _weight_view(weight, shape, dtype):
-    """The weight broadcast to ``shape`` as a strided (rows, last axis) view.
+def _weight_layout(weight, shape, dtype):
+    """The weight as the kernel reads it: ``(array, per_column)``.
 
-    Per-label (L,), per-row (N, 1) and full weights stay views (zero strides,
-    no copy). A broadcast that no 2-D view can express, e.g. (A, 1, 1)
-    against (A, B, L), is materialised once at the full size.
+    A weight that varies only along the last axis (a scalar, (L,), (1, L), ...)
+    stays one value per column, never expanded. Any other broadcast, e.g. a
+    per-row (N, 1) weight, is materialised once at the logits' size; a weight
+    of the logits' full shape is used as it is.
     """
     array = as_values(weight, "weight", dtype, contiguous=False)
     try:
@@ -35,12 +36,15 @@ def _weight_view(weight, shape, dtype):
             f"weight of shape {array.shape} does not broadcast to the logits' shape {shape}"
         ) from None
     n_cols = shape[-1] if shape else 1
-    return full.reshape(-1, n_cols) if full.size else None
+    if all(length == 1 for length in array.shape[:-1]) and array.size <= n_cols:
+        per_column = np.ascontiguousarray(np.broadcast_to(array.reshape(-1), (n_cols,)))
+        return per_column, True
+    return np.ascontiguousarray(full).reshape(-1), False
 
 
-def _raise_bad_value(kind, bad, x, target, weight2d, shape, data_name):
+def _raise_bad_value(kind, bad, x, target, weight, per_column, data_name):
     """Turn the kernel's first offending position into a clear ValueError."""
-    position = describe_position(bad, shape)
+    position = describe_position(bad, x.shape)
     if kind == _binary.BCE_PROBS and not 0.0 <= x.flat[bad] <= 1.0:
         raise ValueError(f"{data_name} must be in [0, 1]; got {x.flat[bad]!r} at position {position}")
     value = target.flat[bad]
@@ -48,10 +52,9 @@ def _raise_bad_value(kind, bad, x, target, weight2d, shape, data_name):
         raise ValueError(f"target must be -1 or +1; got {value!r} at position {position}")
     if kind != _binary.LOGISTIC and not 0.0 <= value <= 1.0:
         raise ValueError(f"target must be in [0, 1] (not NaN); got {value!r} at position {position}")
-    n_cols = weight2d.shape[1]
+    weight_value = weight[bad % weight.size] if per_column else weight[bad]
     raise ValueError(
-        "weight must be finite and non-negative; got "
-        f"{weight2d[bad // n_cols, bad % n_cols]!r} at position {position}"
+        f"weight must be finite and non-negative; got {weight_value!r} at position {position}"
     )
 
 
@@ -62,7 +65,9 @@ def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
     y = as_values(target, "target", x.dtype)
     check_same_shape(y, x.shape, "target", data_name)
     n_cols = x.shape[-1] if x.ndim else 1
-    weight2d = None if weight is None else _weight_view(weight, x.shape, x.dtype)
+    weight_array, per_column = None, False
+    if weight is not None:
+        weight_array, per_column = _weight_layout(weight, x.shape, x.dtype)
     pos_weight_c = None
     if pos_weight is not None:
         pos_weight_c = check_small_weight(pos_weight, "pos_weight", x.dtype)
@@ -79,13 +84,13 @@ def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
     grad_scale = 1.0 / x.size if reduction == "mean" and x.size else 1.0
 
     total, bad = _binary.binary_kernel(
-        kind, x.reshape(-1), y.reshape(-1), weight2d, pos_weight_c,
+        kind, x.reshape(-1), y.reshape(-1), weight_array, per_column, pos_weight_c,
         None if loss_out is None else loss_out.reshape(-1),
         None if grad is None else grad.reshape(-1),
-        grad_scale, n_cols, threads,
+        grad_scale, max(n_cols, 1), threads,
     )
     if bad >= 0:
-        _raise_bad_value(kind, bad, x, y, weight2d, x.shape, data_name)
+        _raise_bad_value(kind, bad, x, y, weight_array, per_column, data_name)
     loss = loss_out if reduction == "none" else finish_reduction(total, reduction, x.size)
     return (loss, grad) if return_grad else loss
 
@@ -105,7 +110,9 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
         int or bool. NaN or out-of-range values raise ValueError.
     weight : array_like broadcastable to ``logits``, finite and >= 0. A zero weight
         removes its element exactly (0 loss and gradient, even where z is inf/NaN;
-        torch would give NaN there).
+        torch would give NaN there). A weight varying only along the last axis is
+        read per column; other broadcasts (e.g. per row) are expanded once to the
+        logits' size.
     pos_weight : array_like broadcastable along the last axis (one per label of an
         (N, L) multi-label problem), finite and >= 0.
     reduction : "mean" (divides by ``logits.size``, as torch), "sum" or "none"
@@ -152,8 +159,8 @@ def _elementwise(kind, x, out, n_threads):
     array = as_data(x, "x")
     threads = resolve_threads(n_threads)
     result = output_array(out, array.shape, array.dtype, "out")
-    _binary.binary_kernel(kind, array.reshape(-1), None, None, None, result.reshape(-1),
-                          None, 1.0, max(array.size, 1), threads)
+    _binary.binary_kernel(kind, array.reshape(-1), None, None, False, None,
+                          result.reshape(-1), None, 1.0, max(array.size, 1), threads)
     return result
 
 

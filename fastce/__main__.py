@@ -1,0 +1,119 @@
+"""Command line: ``python -m fastce [demo|bench|config]`` (also the ``fastce`` script).
+
+``demo`` (the default) generates classification batches, computes the losses
+and gradients with fastce and with the NumPy reference, and prints both with
+their times and the speed-up, measured side by side in this one run.
+"""
+import argparse
+import math
+import sys
+import time
+
+import numpy as np
+
+import fastce
+from fastce import reference
+
+
+def _median_time(function, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _demo_cases(scale):
+    rng = np.random.default_rng(0)
+    n_rows = max(1, int(65_536 * scale))
+    logits_1k = rng.standard_normal((n_rows, 1000), dtype=np.float32) * 3
+    labels_1k = rng.integers(0, 1000, n_rows)
+    labels_1k[::17] = -100  # some ignored samples
+    n_rows_10 = max(1, int(1_048_576 * scale))
+    logits_10 = rng.standard_normal((n_rows_10, 10), dtype=np.float32) * 3
+    labels_10 = rng.integers(0, 10, n_rows_10)
+    n_bce = max(1, int(33_554_432 * scale))
+    logits_bce = rng.standard_normal(n_bce, dtype=np.float32) * 4
+    target_bce = (rng.random(n_bce) < 0.3).astype(np.float32)
+    return [
+        (f"cross_entropy {logits_1k.shape[0]}x1000 float32 (smoothing 0.1)",
+         lambda lib, grad: lib.cross_entropy(logits_1k, labels_1k, label_smoothing=0.1,
+                                             return_grad=grad)),
+        (f"cross_entropy {logits_10.shape[0]}x10 float32",
+         lambda lib, grad: lib.cross_entropy(logits_10, labels_10, return_grad=grad)),
+        (f"binary_cross_entropy_with_logits {n_bce} float32",
+         lambda lib, grad: lib.binary_cross_entropy_with_logits(logits_bce, target_bce,
+                                                                return_grad=grad)),
+    ]
+
+
+def demo(scale=0.25, repeats=3):
+    print("fastce demo: losses on generated data, fastce against the NumPy reference")
+    print(f"(shapes are PERF.md's scaled by {scale}; median of {repeats} runs each)\n")
+    fastce.show_config()
+    print()
+    header = f"{'case':<58} {'fastce loss':>16} {'reference loss':>16} {'fastce':>9} {'numpy':>9} {'speed-up':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, run in _demo_cases(scale):
+        for with_grad in (False, True):
+            label = name + (" +grad" if with_grad else "")
+            ours = run(fastce, with_grad)
+            theirs = run(reference, with_grad)
+            loss_ours = ours[0] if with_grad else ours
+            loss_ref = theirs[0] if with_grad else theirs
+            if with_grad:
+                grad_error = float(np.max(np.abs(ours[1].astype(np.float64) - theirs[1])))
+            time_ours = _median_time(lambda: run(fastce, with_grad), repeats)
+            time_ref = _median_time(lambda: run(reference, with_grad), repeats)
+            print(f"{label:<58} {loss_ours:16.9f} {loss_ref:16.9f} {time_ours * 1e3:7.1f}ms "
+                  f"{time_ref * 1e3:7.1f}ms {time_ref / time_ours:7.1f}x")
+            if with_grad:
+                print(f"{'':<58} max |grad - reference grad| = {grad_error:.2e}")
+    print("\nStable where the naive formula is not:")
+    logits = np.array([[1e4, 0.0, -1e4]], dtype=np.float32)
+    with np.errstate(all="ignore"):
+        naive = -np.log(np.exp(logits[0, 1]) / np.exp(logits).sum())
+    print(f"  cross_entropy([[1e4, 0, -1e4]], target=[1]): fastce {fastce.cross_entropy(logits, [1]):.1f}, "
+          f"naive softmax {naive}")
+    tiny = fastce.cross_entropy(np.array([[0.0, -25.0, -30.0]]), [0])
+    exact = math.log1p(math.exp(-25.0) + math.exp(-30.0))
+    with np.errstate(all="ignore"):
+        naive_tiny = np.log(np.exp([0.0, -25.0, -30.0]).sum())
+    print(f"  cross_entropy([[0, -25, -30]], target=[0]) = {tiny:.12e}; exact {exact:.12e}; "
+          f"log(sum(exp)) gives {naive_tiny:.12e}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="fastce", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    demo_parser = sub.add_parser("demo", help="losses on generated data vs the NumPy reference")
+    demo_parser.add_argument("--scale", type=float, default=0.25,
+                             help="fraction of PERF.md's shapes to use (default 0.25)")
+    demo_parser.add_argument("--repeats", type=int, default=3)
+    sub.add_parser("config", help="print the build configuration")
+    bench_parser = sub.add_parser("bench", help="PERF.md's shapes side by side: fastce, "
+                                  "NumPy reference, torch and sklearn when installed")
+    bench_parser.add_argument("--quick", action="store_true",
+                              help="1/8 of the sizes, fewer repeats (about a minute)")
+    bench_parser.add_argument("--threads", type=int, default=None,
+                              help="threads for fastce, torch and sklearn (default: OpenMP's)")
+    bench_parser.add_argument("--shapes", default=None,
+                              help="comma-separated subset of ce-1k,ce-10,ce-32k,ce-1k-f64,bce,tiny")
+    bench_parser.add_argument("--json", default="fastce-bench.json")
+    bench_parser.add_argument("--png", default="fastce-bench.png",
+                              help="bar chart, written when matplotlib is installed")
+    args = parser.parse_args(argv)
+    if args.command == "config":
+        fastce.show_config()
+    elif args.command == "bench":
+        from fastce import _bench
+        return _bench.main(args)
+    else:
+        demo(getattr(args, "scale", 0.25), getattr(args, "repeats", 3))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Side-by-side benchmark runner: ``fastce bench`` / ``python -m fastce bench``.
+
+Every contender runs in this one process, minutes apart at most, so the
+ratios between them hold even on a noisy shared machine; the absolute times
+do not travel. Contenders: fastce, fastce.reference (NumPy), torch (with
+``torch.set_num_threads`` equal to ours) and sklearn's private ``_loss``
+module, each when installed. The memory roofline is the bytes a kernel must
+move divided by the read bandwidth measured in the same run.
+"""
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+import fastce
+from fastce import _config, reference
+
+# PERF.md's shapes: name -> (kind, shape, dtype)
+SHAPES = {
+    "ce-1k": ("softmax", (65_536, 1_000), np.float32),
+    "ce-10": ("softmax", (1_048_576, 10), np.float32),
+    "ce-32k": ("softmax", (8_192, 32_000), np.float32),
+    "ce-1k-f64": ("softmax", (65_536, 1_000), np.float64),
+    "bce": ("binary", (33_554_432,), np.float32),
+    "tiny": ("softmax", (64, 10), np.float32),
+}
+
+
+def _median_seconds(function, repeats, min_time=0.0):
+    function()  # warm up: page faults, thread pool start
+    times = []
+    deadline = time.perf_counter() + min_time
+    while len(times) < repeats or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+        if len(times) >= 10_000:
+            break
+    return float(np.median(times))
+
+
+def read_bandwidth(repeats=5):
+    """Bytes/s of a streaming read: a NumPy sum over 256 MiB (a fair floor)."""
+    data = np.ones(256 * 1024 * 1024 // 4, dtype=np.float32)
+    seconds = _median_seconds(lambda: data.sum(), repeats)
+    return data.nbytes / seconds
+
+
+def _torch_contenders(n_threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(n_threads)
+    functional = torch.nn.functional
+
+    def softmax_forward(logits, target):
+        return functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(target))
+
+    def softmax_backward(logits, target):
+        tensor = torch.from_numpy(logits).requires_grad_()
+        functional.cross_entropy(tensor, torch.from_numpy(target)).backward()
+        return tensor.grad
+
+    def binary_forward(logits, target):
+        return functional.binary_cross_entropy_with_logits(
+            torch.from_numpy(logits), torch.from_numpy(target))
+
+    def binary_backward(logits, target):
+        tensor = torch.from_numpy(logits).requires_grad_()
+        functional.binary_cross_entropy_with_logits(tensor, torch.from_numpy(target)).backward()
+        return tensor.grad
+
+    return {"softmax": (softmax_forward, softmax_backward),
+            "binary": (binary_forward, binary_backward)}
+
+
+def _sklearn_contenders(n_threads):
+    try:
+        from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
+    except ImportError:
+        return None
+
+    def softmax_forward(logits, target):
+        loss = HalfMultinomialLoss(n_classes=logits.shape[1])
+        return loss(target.astype(logits.dtype), logits, n_threads=n_threads)
+
+    def softmax_backward(logits, target):
+        loss = HalfMultinomialLoss(n_classes=logits.shape[1])
+        return loss.loss_gradient(target.astype(logits.dtype), logits, n_threads=n_threads)
+
+    def binary_forward(logits, target):
+        return HalfBinomialLoss()(target, logits, n_threads=n_threads)
+
+    def binary_backward(logits, target):
+        return HalfBinomialLoss().loss_gradient(target, logits, n_threads=n_threads)
+
+    return {"softmax": (softmax_forward, softmax_backward),
+            "binary": (binary_forward, binary_backward)}
+
+
+def _ours(library, n_threads):
+    def softmax_forward(logits, target):
+        return library.cross_entropy(logits, target, n_threads=n_threads)
+
+    def softmax_backward(logits, target):
+        return library.cross_entropy(logits, target, return_grad=True, n_threads=n_threads)
+
+    def binary_forward(logits, target):
+        return library.binary_cross_entropy_with_logits(logits, target, n_threads=n_threads)
+
+    def binary_backward(logits, target):
+        return library.binary_cross_entropy_with_logits(logits, target, return_grad=True,
+                                                        n_threads=n_threads)
+
+    return {"softmax": (softmax_forward, softmax_backward),
+            "binary": (binary_forward, binary_backward)}
+
+
+def _make_inputs(kind, shape, dtype, rng):
+    logits = (rng.standard_normal(shape) * 3).astype(dtype)
+    if kind == "softmax":
+        return logits, rng.integers(0, shape[1], shape[0])
+    return logits, (rng.random(shape) < 0.3).astype(dtype)
+
+
+def run(quick=False, n_threads=None, shapes=None, repeats=None, skip_reference=False):
+    n_threads = n_threads or _config.max_threads()
+    repeats = repeats or (3 if quick else 7)
+    scale = 0.125 if quick else 1.0
+    rng = np.random.default_rng(0)
+    bandwidth = read_bandwidth(3 if quick else 5)
+    contenders = {"fastce": _ours(fastce, n_threads)}
+    if not skip_reference:
+        contenders["numpy"] = _ours(reference, n_threads)
+    torch_functions = _torch_contenders(n_threads)
+    if torch_functions:
+        contenders["torch"] = torch_functions
+    sklearn_functions = _sklearn_contenders(n_threads)
+    if sklearn_functions:
+        contenders["sklearn"] = sklearn_functions
+    rows = []
+    for name in shapes or SHAPES:
+        kind, shape, dtype = SHAPES[name]
+        if name != "tiny":
+            shape = (max(1, int(shape[0] * scale)),) + shape[1:]
+        logits, target = _make_inputs(kind, shape, dtype, rng)
+        for direction, index in (("fwd", 0), ("fwd+grad", 1)):
+            if name == "tiny" and direction != "fwd":
+                continue
+            # Forward reads the logits once; forward+gradient also writes them once.
+            moved = logits.nbytes * (1 if index == 0 else 2)
+            record = {"shape": name, "dims": list(shape), "dtype": np.dtype(dtype).name,
+                      "pass": direction, "bytes": moved, "times": {}}
+            for contender, functions in contenders.items():
+                function = functions[kind][index]
+                min_time = 0.2 if name == "tiny" else 0.0
+                record["times"][contender] = _median_seconds(
+                    lambda: function(logits, target), repeats, min_time)
+            ours = record["times"]["fastce"]
+            record["roofline_seconds"] = moved / bandwidth
+            record["gbps"] = moved / ours / 1e9
+            record["roofline_percent"] = 100.0 * record["roofline_seconds"] / ours
+            record["speedup"] = {other: seconds / ours
+                                 for other, seconds in record["times"].items() if other != "fastce"}
+            rows.append(record)
+    return {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "n_threads": n_threads,
+                    "read_bandwidth_gbps": bandwidth / 1e9},
+        "config": fastce.show_config(print_out=False),
+        "quick": quick,
+        "results": rows,
+    }
+
+
+def _format_seconds(seconds):
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e3:.1f} ms"
+
+
+def format_table(report):
+    contenders = list(report["results"][0]["times"]) if report["results"] else []
+    head = ["shape", "pass"] + contenders + [f"vs {c}" for c in contenders[1:]] + ["GB/s", "% roofline"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in report["results"]:
+        cells = [row["shape"], row["pass"]]
+        cells += [_format_seconds(row["times"][c]) for c in contenders]
+        cells += [f"{row['speedup'][c]:.1f}x" for c in contenders[1:]]
+        cells += [f"{row['gbps']:.1f}", f"{row['roofline_percent']:.0f}%"]
+        lines.append("| " + " | ".join(cells) + " |")
+    machine = report["machine"]
+    lines.append("")
+    lines.append(f"Machine: {machine['platform']}, {machine['cpu_count']} CPUs, "
+                 f"{machine['n_threads']} threads, read bandwidth "
+                 f"{machine['read_bandwidth_gbps']:.1f} GB/s (NumPy sum over 256 MiB), "
+                 f"SIMD: {report['config']['simd']}. Times are medians; ratios = other / fastce.")
+    return "\n".join(lines)
+
+
+def plot(report, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = report["results"]
+    contenders = list(rows[0]["times"])
+    labels = [f"{r['shape']} {r['pass']}" for r in rows]
+    positions = np.arange(len(rows))
+    width = 0.8 / len(contenders)
+    figure, axis = plt.subplots(figsize=(max(8, len(rows) * 1.1), 4.5))
+    for i, contender in enumerate(contenders):
+        axis.bar(positions + i * width, [r["times"][contender] * 1e3 for r in rows], width,
+                 label=contender)
+    axis.set_xticks(positions + width * (len(contenders) - 1) / 2, labels, rotation=30, ha="right")
+    axis.set_ylabel("median time (ms, log scale)")
+    axis.set_yscale("log")
+    axis.legend()
+    axis.set_title("fastce side by side (lower is better)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return True
+
+
+def main(args):
+    report = run(quick=args.quick, n_threads=args.threads,
+                 shapes=args.shapes.split(",") if args.shapes else None)
+    table = format_table(report)
+    print(table)
+    with open(args.json, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(f"\nwrote {args.json}")
+    if args.png and plot(report, args.png):
+        print(f"wrote {args.png}")
+    return 0

@@ -1,0 +1,386 @@
+/* Vectorisable elementary functions and row kernels of fastce.
+ *
+ * Why this header exists: glibc's exp/log1p are scalar calls (about 0.45 G/s
+ * per core), and GCC will not vectorise a loop that calls them without
+ * -ffast-math, which fastce must not use (it breaks NaN/inf semantics). The
+ * functions below are range reduction plus a polynomial in plain arithmetic
+ * that GCC inlines and vectorises, and the row loops that use them are here
+ * because Cython cannot emit the `omp simd reduction` pragmas they need.
+ *
+ * Row exps run in the row's own precision (float rows: 4-16 lanes a vector),
+ * and every sum is accumulated in double. The elementwise binary losses are
+ * computed in double for both dtypes.
+ */
+#ifndef FASTCE_VECMATH_H
+#define FASTCE_VECMATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <stddef.h>
+
+/* setup.py compiles with -fopenmp-simd (or -fopenmp), which honours these
+ * pragmas even in a build without OpenMP threads. The reduction clause lets
+ * GCC reassociate that one sum or max into vector lanes; the order is fixed
+ * by the code, so results stay bitwise identical for every thread count. */
+#define FASTCE_STR(...) #__VA_ARGS__
+#define FASTCE_SIMD_REDUCTION(...) _Pragma(FASTCE_STR(omp simd reduction(__VA_ARGS__)))
+#define FASTCE_SIMD _Pragma("omp simd")
+
+/* exp(x) = 2^n exp(r), n = round(x / ln 2), |r| <= ln2 / 2, and a Taylor
+ * polynomial: degree 13 for double (truncation < 5e-18 relative), degree 7
+ * for float (< 5e-9). n is rounded by adding 1.5 * 2^52 (1.5 * 2^23), exact
+ * without -ffast-math; 2^n is applied as two normal factors 2^(n/2) 2^(n-n/2)
+ * so that subnormal results come out right and nothing overflows early.
+ * The clamp keeps n in range; past it the products round to 0 or inf by
+ * themselves. NaN propagates (comparisons with NaN are false), -inf gives 0,
+ * +inf gives inf. */
+static inline double fastce_exp(double x)
+{
+    const double log2e = 1.4426950408889634;
+    const double ln2_hi = 6.93147180369123816490e-01; /* trailing zeros: n*ln2_hi exact */
+    const double ln2_lo = 1.90821492927058770002e-10;
+    const double shifter = 6755399441055744.0;        /* 1.5 * 2^52 */
+    double clamped = x < -746.0 ? -746.0 : x;
+    clamped = clamped > 710.0 ? 710.0 : clamped;
+    double shifted = clamped * log2e + shifter;
+    double n = shifted - shifter;
+    double r = (clamped - n * ln2_hi) - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t shifted_bits, n_int, half_bits, rest_bits;
+    double half_scale, rest_scale;
+    memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
+    /* The low mantissa bits of `shifted` hold n in two's complement. */
+    n_int = shifted_bits - (int64_t)0x4338000000000000LL;
+    half_bits = ((n_int >> 1) + 1023) << 52;
+    rest_bits = ((n_int - (n_int >> 1)) + 1023) << 52;
+    memcpy(&half_scale, &half_bits, sizeof half_scale);
+    memcpy(&rest_scale, &rest_bits, sizeof rest_scale);
+    return (p * half_scale) * rest_scale;
+}
+
+static inline float fastce_expf(float x)
+{
+    const float log2e = 1.44269504088896341f;
+    const float ln2_hi = 0.693359375f;                 /* 9 bits: n*ln2_hi exact */
+    const float ln2_lo = -2.12194440e-4f;
+    const float shifter = 12582912.0f;                 /* 1.5 * 2^23 */
+    float clamped = x < -104.0f ? -104.0f : x;
+    clamped = clamped > 89.0f ? 89.0f : clamped;
+    float shifted = clamped * log2e + shifter;
+    float n = shifted - shifter;
+    float r = (clamped - n * ln2_hi) - n * ln2_lo;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t shifted_bits, n_int, half_bits, rest_bits;
+    float half_scale, rest_scale;
+    memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
+    n_int = shifted_bits - (int32_t)0x4B400000;
+    half_bits = ((n_int >> 1) + 127) << 23;
+    rest_bits = ((n_int - (n_int >> 1)) + 127) << 23;
+    memcpy(&half_scale, &half_bits, sizeof half_scale);
+    memcpy(&rest_scale, &rest_bits, sizeof rest_scale);
+    return (p * half_scale) * rest_scale;
+}
+
+/* exp of a row's (z - row_max) <= 0. Terms below the smallest normal are
+ * returned as exactly 0 (masked -inf entries give 0 as they must): next to
+ * the row's largest term, 1, they cannot change any rounded sum, and forming
+ * subnormals would slow the loop several times. */
+static inline double fastce_row_exp_f64(double shifted)
+{
+    double clamped = shifted < -708.0 ? -708.0 : shifted;
+    double value = fastce_exp(clamped);
+    return shifted < -708.0 ? 0.0 : value;
+}
+
+static inline float fastce_row_exp_f32(float shifted)
+{
+    float clamped = shifted < -87.0f ? -87.0f : shifted;
+    float value = fastce_expf(clamped);
+    return shifted < -87.0f ? 0.0f : value;
+}
+
+/* log1p(u) for u in [0, 1] (as u = exp(-|t|) in softplus): with
+ * s = u / (2 + u) in [0, 1/3], log1p(u) = 2 atanh(s) = 2 (s + s^3/3 + ...).
+ * Terms up to s^35 bring the truncation under 1e-17 relative; the series
+ * keeps full relative accuracy as u -> 0. NaN propagates. */
+static inline double fastce_log1p_unit(double u)
+{
+    double s = u / (2.0 + u);
+    double s2 = s * s;
+    double p = 1.0 / 35.0;
+    p = p * s2 + 1.0 / 33.0;
+    p = p * s2 + 1.0 / 31.0;
+    p = p * s2 + 1.0 / 29.0;
+    p = p * s2 + 1.0 / 27.0;
+    p = p * s2 + 1.0 / 25.0;
+    p = p * s2 + 1.0 / 23.0;
+    p = p * s2 + 1.0 / 21.0;
+    p = p * s2 + 1.0 / 19.0;
+    p = p * s2 + 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    p = p * s2 + 1.0;
+    return 2.0 * s * p;
+}
+
+/* ---------------------------------------------------------------------------
+ * The binary family, one element at a time (double precision for both
+ * dtypes). These are the library's binary loss formulas, in one place.
+ */
+enum {
+    FASTCE_BCE_LOGITS = 0,
+    FASTCE_BCE_PROBS = 1,
+    FASTCE_LOGISTIC = 2,
+    FASTCE_SIGMOID = 3,
+    FASTCE_LOG_SIGMOID = 4
+};
+
+/* torch clamps log(p) at -100 in binary_cross_entropy so that p in {0, 1}
+ * gives a finite loss, and floors p(1-p) at 1e-12 in its gradient. */
+#define FASTCE_LOG_CLAMP (-100.0)
+#define FASTCE_BCE_GRAD_EPS 1e-12
+
+/* max(t, 0) that keeps NaN (fmax would drop it). */
+static inline double fastce_positive_part(double t) { return t < 0.0 ? 0.0 : t; }
+
+/* Non-negative and finite; false for NaN. */
+static inline int fastce_is_valid_weight(double w) { return w >= 0.0 && w < INFINITY; }
+
+/* One exp serves softplus(+-t) and sigmoid(+-t): with e = exp(-|t|) <= 1
+ * nothing overflows, softplus(+-t) = max(+-t, 0) + log1p(e), and
+ * sigmoid(-t) is formed from e, never as 1 - sigmoid(t) (which cancels).
+ * NaN t gives NaN everywhere (t >= 0 is false, e is NaN). */
+static inline double fastce_softplus_parts(double t, double *sig_pos, double *sig_neg)
+{
+    double e = fastce_exp(-fabs(t));
+    double r = 1.0 / (1.0 + e);
+    *sig_pos = t >= 0.0 ? r : e * r;
+    *sig_neg = t >= 0.0 ? e * r : r;
+    return fastce_log1p_unit(e);
+}
+
+/* Is this element's target (and, for probs, its input) acceptable? */
+static inline int fastce_binary_valid(int kind, double x, double target, double weight)
+{
+    int valid = fastce_is_valid_weight(weight);
+    if (kind == FASTCE_LOGISTIC)
+        valid = valid && (target == 1.0 || target == -1.0);
+    else
+        valid = valid && target >= 0.0 && target <= 1.0;
+    if (kind == FASTCE_BCE_PROBS)
+        valid = valid && x >= 0.0 && x <= 1.0;
+    return valid;
+}
+
+/* Loss of one element, and its derivative w.r.t. x into *grad.
+ *
+ * FASTCE_BCE_LOGITS: l = (1-y) softplus(z) + pw y softplus(-z),
+ *                    dl/dz = (1-y) sigmoid(z) - pw y sigmoid(-z).
+ *   Not torch's (1-y) z + (1+(pw-1)y) softplus(-z): that form cancels for
+ *   y = 0 and z << 0. A term whose factor is 0 is exactly 0 (no 0*inf = NaN),
+ *   so z = +inf with y = 1 gives l = 0, and z = -inf with y = 0 gives l = 0.
+ * FASTCE_LOGISTIC: y in {-1, +1}: l = softplus(-y s), dl/ds = -y sigmoid(-y s).
+ * FASTCE_BCE_PROBS: l = -(y max(log p, -100) + (1-y) max(log(1-p), -100)),
+ *                   dl/dp = (p - y) / max(p (1-p), 1e-12).
+ */
+static inline double fastce_binary_point(int kind, double x, double target,
+                                         double pos_weight, double *grad)
+{
+    double sig_pos, sig_neg, log_term;
+    if (kind == FASTCE_BCE_LOGITS) {
+        log_term = fastce_softplus_parts(x, &sig_pos, &sig_neg);
+        double neg_factor = 1.0 - target;
+        double pos_factor = pos_weight * target;
+        double neg_term = neg_factor * (fastce_positive_part(x) + log_term);
+        double pos_term = pos_factor * (fastce_positive_part(-x) + log_term);
+        double neg_slope = neg_factor * sig_pos;
+        double pos_slope = pos_factor * sig_neg;
+        *grad = (neg_factor != 0.0 ? neg_slope : 0.0) - (pos_factor != 0.0 ? pos_slope : 0.0);
+        return (neg_factor != 0.0 ? neg_term : 0.0) + (pos_factor != 0.0 ? pos_term : 0.0);
+    }
+    if (kind == FASTCE_LOGISTIC) {
+        double neg_margin = -target * x;
+        log_term = fastce_softplus_parts(neg_margin, &sig_pos, &sig_neg);
+        *grad = -target * sig_pos;
+        return fastce_positive_part(neg_margin) + log_term;
+    }
+    if (kind == FASTCE_BCE_PROBS) {
+        /* Scalar libm logs: this loop is not vectorised (p is rarely the
+         * hot path; logits are). */
+        double log_p = log(x), log_not_p = log1p(-x);
+        double loss = 0.0;
+        if (target != 0.0)
+            loss -= target * (log_p > FASTCE_LOG_CLAMP ? log_p : FASTCE_LOG_CLAMP);
+        if (target != 1.0)
+            loss -= (1.0 - target) * (log_not_p > FASTCE_LOG_CLAMP ? log_not_p : FASTCE_LOG_CLAMP);
+        double curvature = x * (1.0 - x);
+        *grad = (x - target) / (curvature > FASTCE_BCE_GRAD_EPS ? curvature : FASTCE_BCE_GRAD_EPS);
+        return loss;
+    }
+    log_term = fastce_softplus_parts(x, &sig_pos, &sig_neg);
+    *grad = 0.0;
+    if (kind == FASTCE_SIGMOID)
+        return sig_pos;
+    return -(fastce_positive_part(-x) + log_term); /* log sigmoid = -softplus(-x) */
+}
+
+#define FASTCE_BINARY_CHUNK 256
+
+/* The elementwise loop of a binary loss over one chunk, for a constant kind
+ * so that fastce_binary_point folds to one formula. Invalid elements and
+ * zero weights contribute exactly 0; `invalid` counts the former, and the
+ * caller rescans a chunk only when it is not 0. x and grad may alias (each
+ * element is read before its gradient is stored), which `omp simd` allows. */
+#define FASTCE_BINARY_LOOP(T, KIND)                                                  \
+    FASTCE_SIMD_REDUCTION(+ : total, invalid)                                       \
+    for (ptrdiff_t i = 0; i < n; ++i) {                                             \
+        double x_i = (double)x[i], y_i = (double)y[i], w_i = (double)w[i];          \
+        double slope;                                                               \
+        double value = fastce_binary_point(KIND, x_i, y_i, (double)pw[i], &slope);  \
+        int valid = fastce_binary_valid(KIND, x_i, y_i, w_i);                       \
+        int active = valid && w_i != 0.0;                                           \
+        value = active ? w_i * value : 0.0;                                         \
+        slope = active ? w_i * slope : 0.0;                                         \
+        total += value;                                                             \
+        invalid += valid ? 0.0 : 1.0;                                               \
+        loss[i] = (T)value;                                                         \
+        grad[i] = (T)(slope * grad_scale);                                          \
+    }
+
+/* Row kernels, written once and instantiated for float and double rows.
+ *
+ * row_max: the largest entry, NaN entries skipped (they surface as NaN in the
+ *   exp pass instead); -inf for an all -inf (or all-NaN) row.
+ * row_exp_rest: sum_c exp(z_c - row_max) - 1, written into exp_out when it
+ *   is not NULL (it may alias z). Entries equal to the maximum are counted,
+ *   not summed (each is exactly 1) and one is left out, so log1p(rest) keeps
+ *   full relative accuracy when one class dominates.
+ * row_scale: out_c = out_c * scale - shift_c * shift_scale (shift may be NULL).
+ */
+#define FASTCE_DEFINE_ROW_KERNELS(T, SUFFIX)                                        \
+static inline double fastce_row_max_##SUFFIX(const T *z, ptrdiff_t n_classes)       \
+{                                                                                   \
+    double best = -INFINITY;                                                        \
+    FASTCE_SIMD_REDUCTION(max : best)                                               \
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {                                     \
+        double value = (double)z[c];                                                \
+        best = value > best ? value : best;                                         \
+    }                                                                               \
+    return best;                                                                    \
+}                                                                                   \
+                                                                                    \
+static inline double fastce_row_exp_rest_##SUFFIX(const T *z, T *exp_out,           \
+                                                  ptrdiff_t n_classes,              \
+                                                  double row_max)                   \
+{                                                                                   \
+    double rest = 0.0;                                                              \
+    double n_at_max = 0.0;                                                          \
+    if (exp_out != NULL) {                                                          \
+        FASTCE_SIMD_REDUCTION(+ : rest, n_at_max)                                   \
+        for (ptrdiff_t c = 0; c < n_classes; ++c) {                                 \
+            double value = (double)z[c];                                            \
+            double scaled = fastce_row_exp_##SUFFIX((T)(value - row_max));          \
+            exp_out[c] = (T)scaled;                                                 \
+            int at_max = value == row_max;                                          \
+            n_at_max += at_max ? 1.0 : 0.0;                                         \
+            rest += at_max ? 0.0 : scaled;                                          \
+        }                                                                           \
+    } else {                                                                        \
+        FASTCE_SIMD_REDUCTION(+ : rest, n_at_max)                                   \
+        for (ptrdiff_t c = 0; c < n_classes; ++c) {                                 \
+            double value = (double)z[c];                                            \
+            double scaled = fastce_row_exp_##SUFFIX((T)(value - row_max));          \
+            int at_max = value == row_max;                                          \
+            n_at_max += at_max ? 1.0 : 0.0;                                         \
+            rest += at_max ? 0.0 : scaled;                                          \
+        }                                                                           \
+    }                                                                               \
+    return rest + (n_at_max - 1.0);                                                 \
+}                                                                                   \
+                                                                                    \
+static inline void fastce_row_scale_##SUFFIX(T *out, ptrdiff_t n_classes,           \
+                                             double scale, const T *shift,          \
+                                             double shift_scale)                    \
+{                                                                                   \
+    if (shift == NULL) {                                                            \
+        FASTCE_SIMD                                                                 \
+        for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
+            out[c] = (T)((double)out[c] * scale - shift_scale);                     \
+    } else {                                                                        \
+        FASTCE_SIMD                                                                 \
+        for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
+            out[c] = (T)((double)out[c] * scale - (double)shift[c] * shift_scale);  \
+    }                                                                               \
+}                                                                                   \
+                                                                                    \
+static inline double fastce_binary_chunk_##SUFFIX(int kind, const T *x, const T *y,    \
+                                                  const T *w, const T *pw, T *loss,   \
+                                                  T *grad, double grad_scale,         \
+                                                  ptrdiff_t n, double *n_bad)         \
+{                                                                                   \
+    double total = 0.0, invalid = 0.0;                                              \
+    switch (kind) {                                                                 \
+    case FASTCE_BCE_LOGITS: FASTCE_BINARY_LOOP(T, FASTCE_BCE_LOGITS); break;           \
+    case FASTCE_LOGISTIC: FASTCE_BINARY_LOOP(T, FASTCE_LOGISTIC); break;               \
+    default: FASTCE_BINARY_LOOP(T, FASTCE_BCE_PROBS); break;                           \
+    }                                                                               \
+    *n_bad = invalid;                                                               \
+    return total;                                                                   \
+}                                                                                   \
+                                                                                    \
+static inline void fastce_unary_chunk_##SUFFIX(int kind, const T *x, T *out,         \
+                                               ptrdiff_t n)                         \
+{                                                                                   \
+    double unused;                                                                  \
+    if (kind == FASTCE_SIGMOID) {                                                   \
+        FASTCE_SIMD                                                                 \
+        for (ptrdiff_t i = 0; i < n; ++i)                                           \
+            out[i] = (T)fastce_binary_point(FASTCE_SIGMOID, (double)x[i], 0.0,      \
+                                            1.0, &unused);                          \
+    } else {                                                                        \
+        FASTCE_SIMD                                                                 \
+        for (ptrdiff_t i = 0; i < n; ++i)                                           \
+            out[i] = (T)fastce_binary_point(FASTCE_LOG_SIGMOID, (double)x[i], 0.0,  \
+                                            1.0, &unused);                          \
+    }                                                                               \
+}                                                                                   \
+                                                                                    \
+static inline void fastce_row_log_softmax_##SUFFIX(const T *z, T *out,              \
+                                                   ptrdiff_t n_classes,             \
+                                                   double row_max, double log_sum)  \
+{                                                                                   \
+    FASTCE_SIMD                                                                     \
+    for (ptrdiff_t c = 0; c < n_classes; ++c)                                       \
+        out[c] = (T)(((double)z[c] - row_max) - log_sum);                           \
+}
+
+FASTCE_DEFINE_ROW_KERNELS(float, f32)
+FASTCE_DEFINE_ROW_KERNELS(double, f64)
+
+#endif

@@ -1,0 +1,92 @@
+# Cython view of _vecmath.h: the vectorisable exp/log1p and the row kernels,
+# with fused-type wrappers so that the .pyx loops are written once for
+# float32 and float64 rows.
+from cython cimport floating
+
+cdef extern from "_vecmath.h" nogil:
+    double fastce_exp(double x) noexcept
+    double fastce_log1p_unit(double u) noexcept
+    double fastce_row_max_f32(const float* z, Py_ssize_t n_classes) noexcept
+    double fastce_row_max_f64(const double* z, Py_ssize_t n_classes) noexcept
+    double fastce_row_exp_rest_f32(const float* z, float* exp_out, Py_ssize_t n_classes,
+                                   double row_max) noexcept
+    double fastce_row_exp_rest_f64(const double* z, double* exp_out, Py_ssize_t n_classes,
+                                   double row_max) noexcept
+    void fastce_row_scale_f32(float* out, Py_ssize_t n_classes, double scale,
+                              const float* shift, double shift_scale) noexcept
+    void fastce_row_scale_f64(double* out, Py_ssize_t n_classes, double scale,
+                              const double* shift, double shift_scale) noexcept
+    void fastce_row_log_softmax_f32(const float* z, float* out, Py_ssize_t n_classes,
+                                    double row_max, double log_sum) noexcept
+    void fastce_row_log_softmax_f64(const double* z, double* out, Py_ssize_t n_classes,
+                                    double row_max, double log_sum) noexcept
+
+
+cdef inline double row_max(const floating* z__c, Py_ssize_t n_classes) noexcept nogil:
+    if floating is float:
+        return fastce_row_max_f32(z__c, n_classes)
+    else:
+        return fastce_row_max_f64(z__c, n_classes)
+
+
+cdef inline double row_exp_rest(const floating* z__c, floating* exp__c,
+                                Py_ssize_t n_classes, double best) noexcept nogil:
+    if floating is float:
+        return fastce_row_exp_rest_f32(z__c, exp__c, n_classes, best)
+    else:
+        return fastce_row_exp_rest_f64(z__c, exp__c, n_classes, best)
+
+
+cdef inline void row_scale(floating* out__c, Py_ssize_t n_classes, double scale,
+                           const floating* shift__c, double shift_scale) noexcept nogil:
+    if floating is float:
+        fastce_row_scale_f32(out__c, n_classes, scale, shift__c, shift_scale)
+    else:
+        fastce_row_scale_f64(out__c, n_classes, scale, shift__c, shift_scale)
+
+
+cdef inline void row_log_softmax(const floating* z__c, floating* out__c, Py_ssize_t n_classes,
+                                 double best, double log_sum) noexcept nogil:
+    if floating is float:
+        fastce_row_log_softmax_f32(z__c, out__c, n_classes, best, log_sum)
+    else:
+        fastce_row_log_softmax_f64(z__c, out__c, n_classes, best, log_sum)
+
+
+cdef extern from "_vecmath.h" nogil:
+    enum:
+        FASTCE_BCE_LOGITS
+        FASTCE_BCE_PROBS
+        FASTCE_LOGISTIC
+        FASTCE_SIGMOID
+        FASTCE_LOG_SIGMOID
+        FASTCE_BINARY_CHUNK
+    bint fastce_is_valid_weight(double w) noexcept
+    bint fastce_binary_valid(int kind, double x, double target, double weight) noexcept
+    double fastce_binary_chunk_f32(int kind, const float* x, const float* y, const float* w,
+                                   const float* pw, float* loss, float* grad,
+                                   double grad_scale, Py_ssize_t n, double* n_bad) noexcept
+    double fastce_binary_chunk_f64(int kind, const double* x, const double* y,
+                                   const double* w, const double* pw, double* loss,
+                                   double* grad, double grad_scale, Py_ssize_t n,
+                                   double* n_bad) noexcept
+    void fastce_unary_chunk_f32(int kind, const float* x, float* out, Py_ssize_t n) noexcept
+    void fastce_unary_chunk_f64(int kind, const double* x, double* out, Py_ssize_t n) noexcept
+
+
+cdef inline double binary_chunk(int kind, const floating* x, const floating* y,
+                                const floating* w, const floating* pw, floating* loss,
+                                floating* grad, double grad_scale, Py_ssize_t n,
+                                double* n_bad) noexcept nogil:
+    if floating is float:
+        return fastce_binary_chunk_f32(kind, x, y, w, pw, loss, grad, grad_scale, n, n_bad)
+    else:
+        return fastce_binary_chunk_f64(kind, x, y, w, pw, loss, grad, grad_scale, n, n_bad)
+
+
+cdef inline void unary_chunk(int kind, const floating* x, floating* out,
+                             Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fastce_unary_chunk_f32(kind, x, out, n)
+    else:
+        fastce_unary_chunk_f64(kind, x, out, n)
