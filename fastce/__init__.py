@@ -3,7 +3,7 @@
 The kernels are typed Cython loops that release the GIL and run on OpenMP
 threads. ``fastce.reference`` holds a pure-NumPy version of every function.
 """
-from fastce import _config
+from fastce import _config, _dispatch
 from fastce.binary import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -40,7 +40,9 @@ def show_config(print_out=True):
         "default_threads": _config.max_threads(),
         "parallel_threshold_elements": _config.PARALLEL_THRESHOLD,
         "block_elements": _config.BLOCK_SIZE,
-        "simd": "compiler baseline (no run-time dispatch yet)",
+        "simd": _dispatch.VARIANT,
+        "simd_supported": [name for name, ok in _config.cpu_features().items() if ok]
+        if _config.IS_X86 else [],
     }
     if print_out:
         for key, value in config.items():

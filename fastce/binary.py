@@ -5,7 +5,9 @@ arguments once and hands flat arrays to the single loop in ``_binary.pyx``.
 """
 import numpy as np
 
-from fastce import _binary
+from fastce._dispatch import kernels
+
+_binary = kernels("_binary")
 from fastce._validation import (
     as_data, as_values, check_reduction, check_same_shape, check_small_weight,
     describe_position, finish_reduction, output_array, resolve_threads,

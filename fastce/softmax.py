@@ -7,7 +7,9 @@ the gradient moved back); this is stated in each docstring.
 """
 import numpy as np
 
-from fastce import _softmax
+from fastce._dispatch import kernels
+
+_softmax = kernels("_softmax")
 from fastce._validation import (
     as_data, as_values, check_fraction, check_reduction, check_same_shape,
     check_small_weight, describe_position, finish_reduction, normalize_axis,
