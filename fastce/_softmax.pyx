@@ -25,7 +25,7 @@ from fastce._blocks cimport (
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
 )
 from fastce._vecmath cimport (
-    fastce_exp, fastce_is_valid_weight, row_exp_rest, row_log_softmax, row_max, row_scale,
+    fastce_is_valid_weight, row_exp_rest, row_log_softmax, row_max, row_scale,
 )
 
 cdef enum RowMode:
@@ -166,10 +166,11 @@ cdef double _ce_label_rows(
         if g__c != NULL:
             inv_sum = 1.0 / (1.0 + rest)
             prob_scale = grad_scale * (nll_factor + uniform * class_weight_total) * inv_sum
+            # exp(z_y - row_max), already in the row: no second exp.
+            target_exp = g__c[label]
             row_scale(g__c, n_classes, prob_scale, class_weight__c, grad_scale * uniform)
             # p_y - 1 = (e_y - 1 - rest) / (1 + rest) keeps its digits when the
             # target dominates (e_y = 1, the difference is exactly -rest).
-            target_exp = fastce_exp(target_logit - best)
             g__c[label] = <floating>(grad_scale * (
                 nll_factor * (target_exp - 1.0 - rest) * inv_sum
                 + uniform * (class_weight_total * target_exp * inv_sum - label_weight)))

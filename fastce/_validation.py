@@ -132,8 +132,8 @@ def check_small_weight(weight, name, dtype):
     if array.size and not (np.all(np.isfinite(array)) and np.all(array >= 0)):
         position = int(np.flatnonzero(~(np.isfinite(array) & (array >= 0)))[0])
         raise ValueError(
-            f"{name} must be finite and non-negative; got {array.flat[position]!r} "
-            f"at index {np.unravel_index(position, array.shape)}"
+            f"{name} must be finite and non-negative; got {array.flat[position].item()!r} "
+            f"at index {describe_position(position, array.shape)}"
         )
     return array
 

@@ -35,7 +35,7 @@ def _weight_layout(weight, shape, dtype):
         full = np.broadcast_to(array, shape)
     except ValueError:
         raise ValueError(
-            f"weight of shape {array.shape} does not broadcast to the logits' shape {shape}"
+            f"weight of shape {array.shape} does not broadcast to the input's shape {shape}"
         ) from None
     n_cols = shape[-1] if shape else 1
     if all(length == 1 for length in array.shape[:-1]) and array.size <= n_cols:
@@ -48,13 +48,13 @@ def _raise_bad_value(kind, bad, x, target, weight, per_column, data_name):
     """Turn the kernel's first offending position into a clear ValueError."""
     position = describe_position(bad, x.shape)
     if kind == _binary.BCE_PROBS and not 0.0 <= x.flat[bad] <= 1.0:
-        raise ValueError(f"{data_name} must be in [0, 1]; got {x.flat[bad]!r} at position {position}")
-    value = target.flat[bad]
+        raise ValueError(f"{data_name} must be in [0, 1]; got {x.flat[bad].item()!r} at position {position}")
+    value = target.flat[bad].item()
     if kind == _binary.LOGISTIC and value not in (-1.0, 1.0):
         raise ValueError(f"target must be -1 or +1; got {value!r} at position {position}")
     if kind != _binary.LOGISTIC and not 0.0 <= value <= 1.0:
         raise ValueError(f"target must be in [0, 1] (not NaN); got {value!r} at position {position}")
-    weight_value = weight[bad % weight.size] if per_column else weight[bad]
+    weight_value = (weight[bad % weight.size] if per_column else weight[bad]).item()
     raise ValueError(
         f"weight must be finite and non-negative; got {weight_value!r} at position {position}"
     )

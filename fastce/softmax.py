@@ -105,10 +105,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     threads = resolve_threads(n_threads)
     class_weight = None
     if weight is not None:
-        class_weight = check_small_weight(weight, "weight", x.dtype)
-        if class_weight.shape != (n_classes,):
+        if np.shape(weight) != (n_classes,):
             raise ValueError(f"weight must have shape ({n_classes},) (one per class), "
-                             f"got {class_weight.shape}")
+                             f"got {np.shape(weight)}")
+        class_weight = check_small_weight(weight, "weight", x.dtype)
     rows, moved_shape = _rows_view(x, class_axis)
     n_rows = rows.shape[0]
     if return_grad:
@@ -176,7 +176,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
             position = position[:class_axis] + (cls,) + position[class_axis:]
             raise ValueError(
                 "target probabilities must be finite and non-negative; got "
-                f"{target_rows[row, cls]!r} at position {position}"
+                f"{target_rows[row, cls].item()!r} at position {position}"
             )
     else:
         raise TypeError(f"target has unsupported dtype {target_array.dtype}; expected integer "
