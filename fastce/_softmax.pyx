@@ -25,7 +25,8 @@ from fastce._blocks cimport (
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
 )
 from fastce._vecmath cimport (
-    fastce_is_valid_weight, row_exp_rest, row_log_softmax, row_max, row_scale,
+    SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest,
+    row_log_softmax, row_max, row_scale, rows_exp_rest,
 )
 
 cdef enum RowMode:
@@ -119,65 +120,86 @@ cdef double _ce_label_rows(
     ``grad__nc`` may alias ``logits__nc``. Returns the sum of the row losses
     and adds sum w_y (the "mean" denominator) to ``weight_sum``.
     """
-    cdef Py_ssize_t row, c
+    cdef Py_ssize_t row
     cdef int64_t label
     cdef bint usable
     cdef const floating* z__c
     cdef floating* g__c = NULL
+    cdef floating* exp__c = NULL
     cdef double block_loss = 0.0, block_weight = 0.0
     cdef double label_weight, nll_factor, uniform = smoothing / <double>n_classes
     cdef double target_logit, best, rest, log_sum, loss, gap, inv_sum
     cdef double prob_scale, target_exp
+    # Short rows: each run of rows gets its max/exp/sum from the multi-row
+    # kernel first (exps into run_exp, the logits stay intact for the loop).
+    cdef bint short_rows = n_classes < SHORT_ROW_CLASSES
+    cdef floating run_exp[SHORT_RUN_ROWS * SHORT_ROW_CLASSES]
+    cdef double run_max[SHORT_RUN_ROWS]
+    cdef double run_rest[SHORT_RUN_ROWS]
+    cdef Py_ssize_t run_start = row_start, run_stop
+    cdef Py_ssize_t run_length = SHORT_RUN_ROWS if short_rows else row_stop - row_start
     bad_row[0] = -1
-    for row in range(row_start, row_stop):
-        z__c = logits__nc + row * n_classes
-        if grad__nc != NULL:
-            g__c = grad__nc + row * n_classes
-        label = target__n[row]
-        label_weight = 0.0
-        usable = label != ignore_index
-        if usable and (label < 0 or label >= n_classes):
-            usable = False
-            if bad_row[0] < 0:
-                bad_row[0] = row
-        if usable:
-            label_weight = class_weight__c[label] if class_weight__c != NULL else 1.0
-        if not usable or (label_weight == 0.0 and smoothing == 0.0):
-            # Ignored or invalid row, or a zero-weight class without smoothing:
-            # exactly 0 loss and gradient whatever the logits hold.
+    while run_start < row_stop:
+        run_stop = min(run_start + run_length, row_stop)
+        if short_rows:
+            rows_exp_rest(logits__nc + run_start * n_classes, run_exp, run_stop - run_start,
+                          n_classes, run_max, run_rest)
+        for row in range(run_start, run_stop):
+            z__c = logits__nc + row * n_classes
+            if grad__nc != NULL:
+                g__c = grad__nc + row * n_classes
+            label = target__n[row]
+            label_weight = 0.0
+            usable = label != ignore_index
+            if usable and (label < 0 or label >= n_classes):
+                usable = False
+                if bad_row[0] < 0:
+                    bad_row[0] = row
+            if usable:
+                label_weight = class_weight__c[label] if class_weight__c != NULL else 1.0
+            if not usable or (label_weight == 0.0 and smoothing == 0.0):
+                # Ignored or invalid row, or a zero-weight class without smoothing:
+                # exactly 0 loss and gradient whatever the logits hold.
+                if g__c != NULL:
+                    zero_row(g__c, n_classes)
+                if loss__n != NULL:
+                    loss__n[row] = 0
+                continue
+            nll_factor = (1.0 - smoothing) * label_weight
+            target_logit = z__c[label]  # read before the gradient overwrites the row
+            best = run_max[row - run_start] if short_rows else row_max(z__c, n_classes)
+            gap = 0.0
+            if smoothing != 0.0:
+                gap = row_weighted_gap(z__c, class_weight__c, n_classes, best)
+            if short_rows:
+                rest = run_rest[row - run_start]
+                exp__c = &run_exp[(row - run_start) * n_classes]
+            else:
+                rest = row_exp_rest(z__c, g__c, n_classes, best)
+                exp__c = g__c
+            log_sum = log1p(rest)
+            loss = 0.0
+            if nll_factor != 0.0:
+                loss = nll_factor * ((best - target_logit) + log_sum)
+            if smoothing != 0.0:
+                loss = loss + uniform * (gap + class_weight_total * log_sum)
             if g__c != NULL:
-                zero_row(g__c, n_classes)
+                inv_sum = 1.0 / (1.0 + rest)
+                prob_scale = grad_scale * (nll_factor + uniform * class_weight_total) * inv_sum
+                # exp(z_y - row_max), already computed: no second exp.
+                target_exp = exp__c[label]
+                row_scale(g__c, exp__c, n_classes, prob_scale, class_weight__c,
+                          grad_scale * uniform)
+                # p_y - 1 = (e_y - 1 - rest) / (1 + rest) keeps its digits when the
+                # target dominates (e_y = 1, the difference is exactly -rest).
+                g__c[label] = <floating>(grad_scale * (
+                    nll_factor * (target_exp - 1.0 - rest) * inv_sum
+                    + uniform * (class_weight_total * target_exp * inv_sum - label_weight)))
+            block_loss += loss
+            block_weight += label_weight
             if loss__n != NULL:
-                loss__n[row] = 0
-            continue
-        nll_factor = (1.0 - smoothing) * label_weight
-        target_logit = z__c[label]  # read before the gradient overwrites the row
-        best = row_max(z__c, n_classes)
-        gap = 0.0
-        if smoothing != 0.0:
-            gap = row_weighted_gap(z__c, class_weight__c, n_classes, best)
-        rest = row_exp_rest(z__c, g__c, n_classes, best)
-        log_sum = log1p(rest)
-        loss = 0.0
-        if nll_factor != 0.0:
-            loss = nll_factor * ((best - target_logit) + log_sum)
-        if smoothing != 0.0:
-            loss = loss + uniform * (gap + class_weight_total * log_sum)
-        if g__c != NULL:
-            inv_sum = 1.0 / (1.0 + rest)
-            prob_scale = grad_scale * (nll_factor + uniform * class_weight_total) * inv_sum
-            # exp(z_y - row_max), already in the row: no second exp.
-            target_exp = g__c[label]
-            row_scale(g__c, n_classes, prob_scale, class_weight__c, grad_scale * uniform)
-            # p_y - 1 = (e_y - 1 - rest) / (1 + rest) keeps its digits when the
-            # target dominates (e_y = 1, the difference is exactly -rest).
-            g__c[label] = <floating>(grad_scale * (
-                nll_factor * (target_exp - 1.0 - rest) * inv_sum
-                + uniform * (class_weight_total * target_exp * inv_sum - label_weight)))
-        block_loss += loss
-        block_weight += label_weight
-        if loss__n != NULL:
-            loss__n[row] = <floating>loss
+                loss__n[row] = <floating>loss
+        run_start = run_stop
     weight_sum[0] = block_weight
     return block_loss
 
@@ -407,29 +429,48 @@ cdef void _normalize_rows(
     Py_ssize_t row_stop,
 ) noexcept nogil:
     """``out`` is (N, C) for the softmaxes, (N,) for logsumexp; it may alias x."""
-    cdef Py_ssize_t row, c
+    cdef Py_ssize_t row
     cdef const floating* z__c
     cdef floating* out__c
-    cdef double best, rest, log_sum, inv_sum
-    for row in range(row_start, row_stop):
-        z__c = x__nc + row * n_classes
-        best = row_max(z__c, n_classes)
-        if mode == MODE_LOGSUMEXP:
-            rest = row_exp_rest(z__c, <floating*>NULL, n_classes, best)
-            # An all -inf row sums to 0: log 0 = -inf, not the NaN of -inf - -inf
-            # (an all-NaN row also has best = -inf, but its rest is NaN).
-            if best == -INFINITY and rest == rest:
-                out[row] = <floating>best
+    cdef floating* exp__c
+    cdef double best, rest
+    cdef bint short_rows = n_classes < SHORT_ROW_CLASSES
+    cdef floating run_exp[SHORT_RUN_ROWS * SHORT_ROW_CLASSES]
+    cdef double run_max[SHORT_RUN_ROWS]
+    cdef double run_rest[SHORT_RUN_ROWS]
+    cdef Py_ssize_t run_start = row_start, run_stop
+    cdef Py_ssize_t run_length = SHORT_RUN_ROWS if short_rows else row_stop - row_start
+    while run_start < row_stop:
+        run_stop = min(run_start + run_length, row_stop)
+        if short_rows:
+            rows_exp_rest(x__nc + run_start * n_classes, run_exp, run_stop - run_start,
+                          n_classes, run_max, run_rest)
+        for row in range(run_start, run_stop):
+            z__c = x__nc + row * n_classes
+            out__c = out + row * n_classes
+            if short_rows:
+                best = run_max[row - run_start]
+                rest = run_rest[row - run_start]
             else:
-                out[row] = <floating>(best + log1p(rest))
-        elif mode == MODE_LOG_SOFTMAX:
-            out__c = out + row * n_classes
-            log_sum = log1p(row_exp_rest(z__c, <floating*>NULL, n_classes, best))
-            row_log_softmax(z__c, out__c, n_classes, best, log_sum)
-        else:
-            out__c = out + row * n_classes
-            inv_sum = 1.0 / (1.0 + row_exp_rest(z__c, out__c, n_classes, best))
-            row_scale(out__c, n_classes, inv_sum, <floating*>NULL, 0.0)
+                best = row_max(z__c, n_classes)
+                # softmax stores its exps straight into out; the others only sum.
+                rest = row_exp_rest(z__c, out__c if mode == MODE_SOFTMAX else <floating*>NULL,
+                                    n_classes, best)
+            if mode == MODE_LOGSUMEXP:
+                # An all -inf row sums to 0: log 0 = -inf, not the NaN of -inf - -inf
+                # (an all-NaN row also has best = -inf, but its rest is NaN).
+                if best == -INFINITY and rest == rest:
+                    out[row] = <floating>best
+                else:
+                    out[row] = <floating>(best + log1p(rest))
+            elif mode == MODE_LOG_SOFTMAX:
+                row_log_softmax(z__c, out__c, n_classes, best, log1p(rest))
+            else:
+                exp__c = out__c
+                if short_rows:
+                    exp__c = &run_exp[(row - run_start) * n_classes]
+                row_scale(out__c, exp__c, n_classes, 1.0 / (1.0 + rest), <floating*>NULL, 0.0)
+        run_start = run_stop
 
 
 def normalize(int mode, const floating[:, ::1] x, floating[::1] out, int n_threads):

@@ -317,7 +317,13 @@ FASTCE_DEFINE_BINARY_MATH(double, f64, fastce_exp, fastce_log1p_unit)
  *   is not NULL (it may alias z). Entries equal to the maximum are counted,
  *   not summed (each is exactly 1) and one is left out, so log1p(rest) keeps
  *   full relative accuracy when one class dominates.
- * row_scale: out_c = out_c * scale - shift_c * shift_scale (shift may be NULL).
+ * row_scale: out_c = in_c * scale - shift_c * shift_scale (shift may be NULL,
+ *   in may be out).
+ * rows_exp_rest: row_max and row_exp_rest for a run of short rows (fewer
+ *   classes than a vector has lanes, where per-row loops would run in their
+ *   scalar remainders): the shifts z - row_max are laid out flat and ONE long
+ *   vectorised loop takes all the exps. exp_out must not alias z; the sums
+ *   follow the same rules as row_exp_rest.
  */
 #define FASTCE_DEFINE_ROW_KERNELS(T, SUFFIX)                                        \
 static inline double fastce_row_max_##SUFFIX(const T *z, ptrdiff_t n_classes)       \
@@ -360,18 +366,50 @@ static inline double fastce_row_exp_rest_##SUFFIX(const T *z, T *exp_out,       
     return rest + (n_at_max - 1.0);                                                 \
 }                                                                                   \
                                                                                     \
-static inline void fastce_row_scale_##SUFFIX(T *out, ptrdiff_t n_classes,           \
-                                             double scale, const T *shift,          \
-                                             double shift_scale)                    \
+static inline void fastce_row_scale_##SUFFIX(T *out, const T *in,                   \
+                                             ptrdiff_t n_classes, double scale,     \
+                                             const T *shift, double shift_scale)    \
 {                                                                                   \
     if (shift == NULL) {                                                            \
         FASTCE_SIMD                                                                 \
         for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
-            out[c] = (T)((double)out[c] * scale - shift_scale);                     \
+            out[c] = (T)((double)in[c] * scale - shift_scale);                      \
     } else {                                                                        \
         FASTCE_SIMD                                                                 \
         for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
-            out[c] = (T)((double)out[c] * scale - (double)shift[c] * shift_scale);  \
+            out[c] = (T)((double)in[c] * scale - (double)shift[c] * shift_scale);   \
+    }                                                                               \
+}                                                                                   \
+                                                                                    \
+static inline void fastce_rows_exp_rest_##SUFFIX(const T *z, T *exp_out,            \
+                                                 ptrdiff_t n_rows,                  \
+                                                 ptrdiff_t n_classes,               \
+                                                 double *row_max, double *row_rest) \
+{                                                                                   \
+    for (ptrdiff_t r = 0; r < n_rows; ++r) {                                        \
+        const T *z_r = z + r * n_classes;                                           \
+        T *exp_r = exp_out + r * n_classes;                                         \
+        double best = -INFINITY;                                                    \
+        for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
+            best = (double)z_r[c] > best ? (double)z_r[c] : best;                   \
+        row_max[r] = best;                                                          \
+        for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
+            exp_r[c] = (T)((double)z_r[c] - best);                                  \
+    }                                                                               \
+    ptrdiff_t n_total = n_rows * n_classes;                                         \
+    FASTCE_SIMD                                                                     \
+    for (ptrdiff_t i = 0; i < n_total; ++i)                                         \
+        exp_out[i] = (T)fastce_row_exp_##SUFFIX(exp_out[i]);                        \
+    for (ptrdiff_t r = 0; r < n_rows; ++r) {                                        \
+        const T *z_r = z + r * n_classes;                                           \
+        const T *exp_r = exp_out + r * n_classes;                                   \
+        double rest = 0.0, n_at_max = 0.0;                                          \
+        for (ptrdiff_t c = 0; c < n_classes; ++c) {                                 \
+            int at_max = (double)z_r[c] == row_max[r];                              \
+            n_at_max += at_max ? 1.0 : 0.0;                                         \
+            rest += at_max ? 0.0 : (double)exp_r[c];                                \
+        }                                                                           \
+        row_rest[r] = rest + (n_at_max - 1.0);                                      \
     }                                                                               \
 }                                                                                   \
                                                                                     \

@@ -1,3 +1,9 @@
+# Rows with fewer classes than this take the multi-row kernels, in runs of at
+# most SHORT_RUN_ROWS rows (a stack buffer of SHORT_RUN_ROWS * SHORT_ROW_CLASSES).
+cdef enum:
+    SHORT_ROW_CLASSES = 32
+    SHORT_RUN_ROWS = 128
+
 # Cython view of _vecmath.h: the vectorisable exp/log1p and the row kernels,
 # with fused-type wrappers so that the .pyx loops are written once for
 # float32 and float64 rows.
@@ -12,10 +18,16 @@ cdef extern from "_vecmath.h" nogil:
                                    double row_max) noexcept
     double fastce_row_exp_rest_f64(const double* z, double* exp_out, Py_ssize_t n_classes,
                                    double row_max) noexcept
-    void fastce_row_scale_f32(float* out, Py_ssize_t n_classes, double scale,
-                              const float* shift, double shift_scale) noexcept
-    void fastce_row_scale_f64(double* out, Py_ssize_t n_classes, double scale,
-                              const double* shift, double shift_scale) noexcept
+    void fastce_row_scale_f32(float* out, const float* inp, Py_ssize_t n_classes,
+                              double scale, const float* shift, double shift_scale) noexcept
+    void fastce_row_scale_f64(double* out, const double* inp, Py_ssize_t n_classes,
+                              double scale, const double* shift, double shift_scale) noexcept
+    void fastce_rows_exp_rest_f32(const float* z, float* exp_out, Py_ssize_t n_rows,
+                                  Py_ssize_t n_classes, double* row_max,
+                                  double* row_rest) noexcept
+    void fastce_rows_exp_rest_f64(const double* z, double* exp_out, Py_ssize_t n_rows,
+                                  Py_ssize_t n_classes, double* row_max,
+                                  double* row_rest) noexcept
     void fastce_row_log_softmax_f32(const float* z, float* out, Py_ssize_t n_classes,
                                     double row_max, double log_sum) noexcept
     void fastce_row_log_softmax_f64(const double* z, double* out, Py_ssize_t n_classes,
@@ -37,12 +49,22 @@ cdef inline double row_exp_rest(const floating* z__c, floating* exp__c,
         return fastce_row_exp_rest_f64(z__c, exp__c, n_classes, best)
 
 
-cdef inline void row_scale(floating* out__c, Py_ssize_t n_classes, double scale,
-                           const floating* shift__c, double shift_scale) noexcept nogil:
+cdef inline void row_scale(floating* out__c, const floating* in__c, Py_ssize_t n_classes,
+                           double scale, const floating* shift__c,
+                           double shift_scale) noexcept nogil:
     if floating is float:
-        fastce_row_scale_f32(out__c, n_classes, scale, shift__c, shift_scale)
+        fastce_row_scale_f32(out__c, in__c, n_classes, scale, shift__c, shift_scale)
     else:
-        fastce_row_scale_f64(out__c, n_classes, scale, shift__c, shift_scale)
+        fastce_row_scale_f64(out__c, in__c, n_classes, scale, shift__c, shift_scale)
+
+
+cdef inline void rows_exp_rest(const floating* z__rc, floating* exp__rc, Py_ssize_t n_rows,
+                               Py_ssize_t n_classes, double* row_max__r,
+                               double* row_rest__r) noexcept nogil:
+    if floating is float:
+        fastce_rows_exp_rest_f32(z__rc, exp__rc, n_rows, n_classes, row_max__r, row_rest__r)
+    else:
+        fastce_rows_exp_rest_f64(z__rc, exp__rc, n_rows, n_classes, row_max__r, row_rest__r)
 
 
 cdef inline void row_log_softmax(const floating* z__c, floating* out__c, Py_ssize_t n_classes,
