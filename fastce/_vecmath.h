@@ -328,42 +328,43 @@ FASTCE_DEFINE_BINARY_MATH(double, f64, fastce_exp, fastce_log1p_unit)
 #define FASTCE_DEFINE_ROW_KERNELS(T, SUFFIX)                                        \
 static inline double fastce_row_max_##SUFFIX(const T *z, ptrdiff_t n_classes)       \
 {                                                                                   \
-    double best = -INFINITY;                                                        \
+    T best = -INFINITY;                                                             \
     FASTCE_SIMD_REDUCTION(max : best)                                               \
-    for (ptrdiff_t c = 0; c < n_classes; ++c) {                                     \
-        double value = (double)z[c];                                                \
-        best = value > best ? value : best;                                         \
-    }                                                                               \
-    return best;                                                                    \
+    for (ptrdiff_t c = 0; c < n_classes; ++c)                                       \
+        best = z[c] > best ? z[c] : best;                                           \
+    return (double)best;                                                            \
 }                                                                                   \
                                                                                     \
 static inline double fastce_row_exp_rest_##SUFFIX(const T *z, T *exp_out,           \
                                                   ptrdiff_t n_classes,              \
                                                   double row_max)                   \
 {                                                                                   \
+    /* In the row's own type: the max is one of its entries, so z - max and */  \
+    /* the tie test are exact; only the sum is widened to double.            */  \
+    const T best = (T)row_max;                                                      \
     double rest = 0.0;                                                              \
-    double n_at_max = 0.0;                                                          \
+    ptrdiff_t n_at_max = 0;                                                         \
     if (exp_out != NULL) {                                                          \
         FASTCE_SIMD_REDUCTION(+ : rest, n_at_max)                                   \
         for (ptrdiff_t c = 0; c < n_classes; ++c) {                                 \
-            double value = (double)z[c];                                            \
-            double scaled = fastce_row_exp_##SUFFIX((T)(value - row_max));          \
-            exp_out[c] = (T)scaled;                                                 \
-            int at_max = value == row_max;                                          \
-            n_at_max += at_max ? 1.0 : 0.0;                                         \
-            rest += at_max ? 0.0 : scaled;                                          \
+            T value = z[c];                                                         \
+            T scaled = fastce_row_exp_##SUFFIX(value - best);                       \
+            exp_out[c] = scaled;                                                    \
+            int at_max = value == best;                                             \
+            n_at_max += at_max;                                                     \
+            rest += at_max ? 0.0 : (double)scaled;                                  \
         }                                                                           \
     } else {                                                                        \
         FASTCE_SIMD_REDUCTION(+ : rest, n_at_max)                                   \
         for (ptrdiff_t c = 0; c < n_classes; ++c) {                                 \
-            double value = (double)z[c];                                            \
-            double scaled = fastce_row_exp_##SUFFIX((T)(value - row_max));          \
-            int at_max = value == row_max;                                          \
-            n_at_max += at_max ? 1.0 : 0.0;                                         \
-            rest += at_max ? 0.0 : scaled;                                          \
+            T value = z[c];                                                         \
+            T scaled = fastce_row_exp_##SUFFIX(value - best);                       \
+            int at_max = value == best;                                             \
+            n_at_max += at_max;                                                     \
+            rest += at_max ? 0.0 : (double)scaled;                                  \
         }                                                                           \
     }                                                                               \
-    return rest + (n_at_max - 1.0);                                                 \
+    return rest + (double)(n_at_max - 1);                                                 \
 }                                                                                   \
                                                                                     \
 static inline void fastce_row_scale_##SUFFIX(T *out, const T *in,                   \
@@ -389,27 +390,29 @@ static inline void fastce_rows_exp_rest_##SUFFIX(const T *z, T *exp_out,        
     for (ptrdiff_t r = 0; r < n_rows; ++r) {                                        \
         const T *z_r = z + r * n_classes;                                           \
         T *exp_r = exp_out + r * n_classes;                                         \
-        double best = -INFINITY;                                                    \
+        T best = -INFINITY;                                                         \
         for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
-            best = (double)z_r[c] > best ? (double)z_r[c] : best;                   \
-        row_max[r] = best;                                                          \
+            best = z_r[c] > best ? z_r[c] : best;                                   \
+        row_max[r] = (double)best;                                                  \
         for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
-            exp_r[c] = (T)((double)z_r[c] - best);                                  \
+            exp_r[c] = z_r[c] - best;                                               \
     }                                                                               \
     ptrdiff_t n_total = n_rows * n_classes;                                         \
     FASTCE_SIMD                                                                     \
     for (ptrdiff_t i = 0; i < n_total; ++i)                                         \
-        exp_out[i] = (T)fastce_row_exp_##SUFFIX(exp_out[i]);                        \
+        exp_out[i] = fastce_row_exp_##SUFFIX(exp_out[i]);                           \
     for (ptrdiff_t r = 0; r < n_rows; ++r) {                                        \
         const T *z_r = z + r * n_classes;                                           \
         const T *exp_r = exp_out + r * n_classes;                                   \
-        double rest = 0.0, n_at_max = 0.0;                                          \
+        const T best = (T)row_max[r];                                               \
+        double rest = 0.0;                                                          \
+        ptrdiff_t n_at_max = 0;                                                     \
         for (ptrdiff_t c = 0; c < n_classes; ++c) {                                 \
-            int at_max = (double)z_r[c] == row_max[r];                              \
-            n_at_max += at_max ? 1.0 : 0.0;                                         \
+            int at_max = z_r[c] == best;                                            \
+            n_at_max += at_max;                                                     \
             rest += at_max ? 0.0 : (double)exp_r[c];                                \
         }                                                                           \
-        row_rest[r] = rest + (n_at_max - 1.0);                                      \
+        row_rest[r] = rest + (double)(n_at_max - 1);                                      \
     }                                                                               \
 }                                                                                   \
                                                                                     \
