@@ -4,14 +4,14 @@ The kernels are typed Cython loops that release the GIL and run on OpenMP
 threads. ``fastce.reference`` holds a pure-NumPy version of every function.
 """
 from fastce import _config, _dispatch
-from fastce.binary import (
+from fastce.binary_losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     log_sigmoid,
     logistic_loss,
     sigmoid,
 )
-from fastce.softmax import cross_entropy, log_softmax, logsumexp, softmax
+from fastce.softmax_losses import cross_entropy, log_softmax, logsumexp, softmax
 
 __version__ = "0.1.0"
 

@@ -7,6 +7,9 @@ with a float64 partial sum and the value check folded into the same pass.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+cimport numpy as cnp
+
+from fastce._arrays cimport array_data, float_typenum
 
 from fastce._blocks cimport (
     BLOCK_ELEMENTS, BlockScratch, first_bad_position, n_blocks_for,
@@ -17,6 +20,9 @@ from fastce._vecmath cimport (
     FASTCE_LOG_SIGMOID, FASTCE_BINARY_CHUNK, binary_chunk, fastce_binary_valid,
     unary_chunk,
 )
+
+# The numpy C-API table (PyArray_SIZE & co. in _arrays.pxd go through it).
+cnp.import_array()
 
 BCE_LOGITS = FASTCE_BCE_LOGITS
 BCE_PROBS = FASTCE_BCE_PROBS
@@ -105,51 +111,25 @@ cdef double _binary_block(
     return block_loss
 
 
-def binary_kernel(
+cdef object _run_binary(
     int kind,
-    const floating[::1] x,
-    const floating[::1] target,
-    const floating[::1] weight,
+    const floating* x,
+    const floating* target,
+    const floating* weight,
     bint weight_per_column,
-    const floating[::1] pos_weight,
-    floating[::1] loss_out,
-    floating[::1] grad_out,
+    const floating* pos_weight,
+    floating* loss_out,
+    floating* grad_out,
     double grad_scale,
+    Py_ssize_t n,
     Py_ssize_t n_cols,
     int n_threads,
 ):
-    """Run one elementwise loss over ``x`` (flat, C order, ``n_cols`` per row).
-
-    ``weight`` is flat like ``x``, or per column when ``weight_per_column``;
-    ``pos_weight`` is per column. ``None`` may be passed for any optional
-    array (``target`` is unused by sigmoid/log_sigmoid, which write into
-    ``loss_out``). Returns ``(loss_sum, first_bad_position)``, the position -1
-    when every value was valid. The GIL is released for the whole pass.
-    """
-    cdef Py_ssize_t n = x.shape[0]
     cdef Py_ssize_t n_blocks = n_blocks_for(n, BLOCK_ELEMENTS)
-    cdef Py_ssize_t block, start, stop
+    cdef Py_ssize_t block, start, stop, bad
     cdef int threads = threads_for(n, n_threads)
-    cdef const floating* target_ptr = NULL
-    cdef const floating* weight_ptr = NULL
-    cdef const floating* pos_weight_ptr = NULL
-    cdef floating* loss_ptr = NULL
-    cdef floating* grad_ptr = NULL
     cdef BlockScratch scratch
     cdef double total
-    cdef Py_ssize_t bad
-    if n == 0:
-        return 0.0, -1
-    if target is not None:
-        target_ptr = &target[0]
-    if weight is not None:
-        weight_ptr = &weight[0]
-    if pos_weight is not None:
-        pos_weight_ptr = &pos_weight[0]
-    if loss_out is not None:
-        loss_ptr = &loss_out[0]
-    if grad_out is not None:
-        grad_ptr = &grad_out[0]
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
         raise MemoryError()
@@ -158,9 +138,41 @@ def binary_kernel(
             start = block * BLOCK_ELEMENTS
             stop = min(start + BLOCK_ELEMENTS, n)
             scratch.loss[block] = _binary_block(
-                kind, &x[0], target_ptr, weight_ptr, weight_per_column, pos_weight_ptr,
-                n_cols, loss_ptr, grad_ptr, grad_scale, start, stop, &scratch.bad[block])
+                kind, x, target, weight, weight_per_column, pos_weight, n_cols,
+                loss_out, grad_out, grad_scale, start, stop, &scratch.bad[block])
         total = sum_in_block_order(scratch.loss, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)
     return total, bad
+
+
+def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weight,
+                  loss_out, grad_out, double grad_scale, Py_ssize_t n_cols, int n_threads):
+    """Run one elementwise loss over ``x`` (C-contiguous, ``n_cols`` per row).
+
+    All arrays share x's dtype (float32 or float64) and are C-contiguous;
+    ``weight`` has x's size, or ``n_cols`` values when ``weight_per_column``;
+    ``pos_weight`` has ``n_cols``. ``None`` may be passed for any optional
+    array (``target`` is unused by sigmoid/log_sigmoid, which write into
+    ``loss_out``). Returns ``(loss_sum, first_bad_flat_position)``, -1 when
+    every value was valid. The GIL is released for the whole pass.
+    """
+    cdef int typenum = float_typenum(x)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    if n == 0:
+        return 0.0, -1
+    cdef void* x_ptr = array_data(x, typenum, n, False)
+    cdef void* target_ptr = array_data(target, typenum, n, False)
+    cdef void* weight_ptr = array_data(weight, typenum, n_cols if weight_per_column else n, False)
+    cdef void* pos_weight_ptr = array_data(pos_weight, typenum, n_cols, False)
+    cdef void* loss_ptr = array_data(loss_out, typenum, n, True)
+    cdef void* grad_ptr = array_data(grad_out, typenum, n, True)
+    if typenum == cnp.NPY_FLOAT32:
+        return _run_binary(kind, <const float*>x_ptr, <const float*>target_ptr,
+                           <const float*>weight_ptr, weight_per_column,
+                           <const float*>pos_weight_ptr, <float*>loss_ptr, <float*>grad_ptr,
+                           grad_scale, n, n_cols, n_threads)
+    return _run_binary(kind, <const double*>x_ptr, <const double*>target_ptr,
+                       <const double*>weight_ptr, weight_per_column,
+                       <const double*>pos_weight_ptr, <double*>loss_ptr, <double*>grad_ptr,
+                       grad_scale, n, n_cols, n_threads)

@@ -17,9 +17,11 @@ and log(1 + 1e-11) computed as log of a rounded sum would keep only 5 digits.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+cimport numpy as cnp
 from libc.math cimport log1p, INFINITY
 from libc.stdint cimport int64_t
 
+from fastce._arrays cimport array_data, float_typenum
 from fastce._blocks cimport (
     BlockScratch, first_bad_position, n_blocks_for, rows_per_block,
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
@@ -28,6 +30,9 @@ from fastce._vecmath cimport (
     SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest,
     row_log_softmax, row_max, row_scale, rows_exp_rest,
 )
+
+# The numpy C-API table (PyArray_SIZE & co. in _arrays.pxd go through it).
+cnp.import_array()
 
 cdef enum RowMode:
     MODE_LOG_SOFTMAX = 0
@@ -204,37 +209,18 @@ cdef double _ce_label_rows(
     return block_loss
 
 
-def cross_entropy_labels(
-    const floating[:, ::1] logits,
-    const int64_t[::1] target,
-    const floating[::1] class_weight,
-    double class_weight_total,
-    int64_t ignore_index,
-    double smoothing,
-    floating[::1] loss_out,
-    floating[:, ::1] grad_out,
-    double grad_scale,
-    int n_threads,
+cdef object _run_ce_labels(
+    const floating* logits, const int64_t* target, const floating* class_weight,
+    double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
+    int64_t ignore_index, double smoothing, floating* loss_out, floating* grad_out,
+    double grad_scale, int n_threads,
 ):
-    """Returns ``(loss_sum, label_weight_sum, first_bad_row)``."""
-    cdef Py_ssize_t n_rows = logits.shape[0], n_classes = logits.shape[1]
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
-    cdef const floating* weight_ptr = NULL
-    cdef floating* loss_ptr = NULL
-    cdef floating* grad_ptr = NULL
     cdef Py_ssize_t block, start, stop, bad
     cdef double loss_total, weight_total
     cdef BlockScratch scratch
-    if n_rows == 0:
-        return 0.0, 0.0, -1
-    if class_weight is not None:
-        weight_ptr = &class_weight[0]
-    if loss_out is not None:
-        loss_ptr = &loss_out[0]
-    if grad_out is not None:
-        grad_ptr = &grad_out[0, 0]
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
         raise MemoryError()
@@ -243,14 +229,44 @@ def cross_entropy_labels(
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.loss[block] = _ce_label_rows(
-                &logits[0, 0], &target[0], weight_ptr, class_weight_total,
-                n_classes, ignore_index, smoothing, loss_ptr, grad_ptr, grad_scale,
-                start, stop, &scratch.weight[block], &scratch.bad[block])
+                logits, target, class_weight, class_weight_total, n_classes, ignore_index,
+                smoothing, loss_out, grad_out, grad_scale, start, stop,
+                &scratch.weight[block], &scratch.bad[block])
         loss_total = sum_in_block_order(scratch.loss, n_blocks)
         weight_total = sum_in_block_order(scratch.weight, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)
     return loss_total, weight_total, bad
+
+
+def cross_entropy_labels(logits, target, class_weight, double class_weight_total,
+                         Py_ssize_t n_classes, int64_t ignore_index, double smoothing,
+                         loss_out, grad_out, double grad_scale, int n_threads):
+    """Cross-entropy with class indices over C-contiguous (rows, n_classes) logits.
+
+    ``target`` is int64 with one label per row; ``class_weight`` (C,), ``loss_out``
+    (rows,) and ``grad_out`` (logits' size) share the logits' dtype, or are None.
+    Returns ``(loss_sum, label_weight_sum, first_bad_row)``.
+    """
+    cdef int typenum = float_typenum(logits)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
+    cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
+    cdef void* logits_ptr = array_data(logits, typenum, n_rows * n_classes, False)
+    cdef void* target_ptr = array_data(target, cnp.NPY_INT64, n_rows, False)
+    cdef void* weight_ptr = array_data(class_weight, typenum, n_classes, False)
+    cdef void* loss_ptr = array_data(loss_out, typenum, n_rows, True)
+    cdef void* grad_ptr = array_data(grad_out, typenum, size, True)
+    if n_rows == 0:
+        return 0.0, 0.0, -1
+    if typenum == cnp.NPY_FLOAT32:
+        return _run_ce_labels(<const float*>logits_ptr, <const int64_t*>target_ptr,
+                              <const float*>weight_ptr, class_weight_total, n_rows, n_classes,
+                              ignore_index, smoothing, <float*>loss_ptr, <float*>grad_ptr,
+                              grad_scale, n_threads)
+    return _run_ce_labels(<const double*>logits_ptr, <const int64_t*>target_ptr,
+                          <const double*>weight_ptr, class_weight_total, n_rows, n_classes,
+                          ignore_index, smoothing, <double*>loss_ptr, <double*>grad_ptr,
+                          grad_scale, n_threads)
 
 
 cdef double _label_weight_rows(
@@ -274,31 +290,28 @@ cdef double _label_weight_rows(
     return total
 
 
-def label_weight_total(
-    const int64_t[::1] target,
-    const double[::1] class_weight,
-    Py_ssize_t n_classes,
-    int64_t ignore_index,
-    int n_threads,
-):
+def label_weight_total(target, class_weight, Py_ssize_t n_classes, int64_t ignore_index,
+                       int n_threads):
     """sum of w[target] over non-ignored samples, and the first bad row.
 
-    The "mean" gradient is scaled by 1 / this sum, which must be known before
-    the fused pass writes the gradient; it reads only the N labels (1/C of
-    the logits' bytes), and its check is the range check the fused pass needs.
+    ``target`` is int64, ``class_weight`` float64 (C,) or None. The "mean"
+    gradient is scaled by 1 / this sum, which must be known before the fused
+    pass writes the gradient; it reads only the N labels (1/C of the logits'
+    bytes), and its check is the range check the fused pass needs anyway.
     """
-    cdef Py_ssize_t n_rows = target.shape[0]
+    cdef Py_ssize_t n_rows = cnp.PyArray_SIZE(<cnp.ndarray?>target)
+    cdef const int64_t* target_ptr = <const int64_t*>array_data(target, cnp.NPY_INT64,
+                                                                 n_rows, False)
+    cdef const double* weight_ptr = <const double*>array_data(class_weight, cnp.NPY_FLOAT64,
+                                                              n_classes, False)
     cdef Py_ssize_t block_rows = 4096
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows, n_threads)
-    cdef const double* weight_ptr = NULL
     cdef Py_ssize_t block, start, stop, bad
     cdef double total
     cdef BlockScratch scratch
     if n_rows == 0:
         return 0.0, -1
-    if class_weight is not None:
-        weight_ptr = &class_weight[0]
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
         raise MemoryError()
@@ -307,7 +320,7 @@ def label_weight_total(
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.weight[block] = _label_weight_rows(
-                &target[0], weight_ptr, n_classes, ignore_index, start, stop,
+                target_ptr, weight_ptr, n_classes, ignore_index, start, stop,
                 &scratch.bad[block])
         total = sum_in_block_order(scratch.weight, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
@@ -373,35 +386,17 @@ cdef double _ce_soft_rows(
     return block_loss
 
 
-def cross_entropy_probs(
-    const floating[:, ::1] logits,
-    const floating[:, ::1] target,
-    const floating[::1] class_weight,
-    double smoothing,
-    floating[::1] loss_out,
-    floating[:, ::1] grad_out,
-    double grad_scale,
-    int n_threads,
+cdef object _run_ce_probs(
+    const floating* logits, const floating* target, const floating* class_weight,
+    Py_ssize_t n_rows, Py_ssize_t n_classes, double smoothing, floating* loss_out,
+    floating* grad_out, double grad_scale, int n_threads,
 ):
-    """Returns ``(loss_sum, first_bad_flat_position)``."""
-    cdef Py_ssize_t n_rows = logits.shape[0], n_classes = logits.shape[1]
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
-    cdef const floating* weight_ptr = NULL
-    cdef floating* loss_ptr = NULL
-    cdef floating* grad_ptr = NULL
     cdef Py_ssize_t block, start, stop, bad
     cdef double loss_total
     cdef BlockScratch scratch
-    if n_rows == 0:
-        return 0.0, -1
-    if class_weight is not None:
-        weight_ptr = &class_weight[0]
-    if loss_out is not None:
-        loss_ptr = &loss_out[0]
-    if grad_out is not None:
-        grad_ptr = &grad_out[0, 0]
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
         raise MemoryError()
@@ -410,12 +405,36 @@ def cross_entropy_probs(
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.loss[block] = _ce_soft_rows(
-                &logits[0, 0], &target[0, 0], weight_ptr, n_classes, smoothing,
-                loss_ptr, grad_ptr, grad_scale, start, stop, &scratch.bad[block])
+                logits, target, class_weight, n_classes, smoothing, loss_out, grad_out,
+                grad_scale, start, stop, &scratch.bad[block])
         loss_total = sum_in_block_order(scratch.loss, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)
     return loss_total, bad
+
+
+def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, double smoothing,
+                        loss_out, grad_out, double grad_scale, int n_threads):
+    """Cross-entropy with probability targets; every array C-contiguous of the
+    logits' dtype (``target`` of the logits' size). Returns
+    ``(loss_sum, first_bad_flat_position)``."""
+    cdef int typenum = float_typenum(logits)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
+    cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
+    cdef void* logits_ptr = array_data(logits, typenum, n_rows * n_classes, False)
+    cdef void* target_ptr = array_data(target, typenum, size, False)
+    cdef void* weight_ptr = array_data(class_weight, typenum, n_classes, False)
+    cdef void* loss_ptr = array_data(loss_out, typenum, n_rows, True)
+    cdef void* grad_ptr = array_data(grad_out, typenum, size, True)
+    if n_rows == 0:
+        return 0.0, -1
+    if typenum == cnp.NPY_FLOAT32:
+        return _run_ce_probs(<const float*>logits_ptr, <const float*>target_ptr,
+                             <const float*>weight_ptr, n_rows, n_classes, smoothing,
+                             <float*>loss_ptr, <float*>grad_ptr, grad_scale, n_threads)
+    return _run_ce_probs(<const double*>logits_ptr, <const double*>target_ptr,
+                         <const double*>weight_ptr, n_rows, n_classes, smoothing,
+                         <double*>loss_ptr, <double*>grad_ptr, grad_scale, n_threads)
 
 
 # ------------------------------------------- log_softmax, softmax, logsumexp
@@ -473,17 +492,33 @@ cdef void _normalize_rows(
         run_start = run_stop
 
 
-def normalize(int mode, const floating[:, ::1] x, floating[::1] out, int n_threads):
-    """log_softmax / softmax (out: flat N*C) or logsumexp (out: N) of each row."""
-    cdef Py_ssize_t n_rows = x.shape[0], n_classes = x.shape[1]
+cdef void _run_normalize(int mode, const floating* x, floating* out, Py_ssize_t n_rows,
+                         Py_ssize_t n_classes, int n_threads) noexcept nogil:
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
     cdef Py_ssize_t block, start, stop
-    if n_rows == 0 or n_classes == 0:
+    for block in prange(n_blocks, num_threads=threads, schedule="static"):
+        start = block * block_rows
+        stop = min(start + block_rows, n_rows)
+        _normalize_rows(mode, x, out, n_classes, start, stop)
+
+
+def normalize(int mode, x, out, Py_ssize_t n_classes, int n_threads):
+    """log_softmax / softmax (``out`` of x's size) or logsumexp (``out``: one value
+    per row) of each row of C-contiguous ``x`` with ``n_classes`` per row."""
+    cdef int typenum = float_typenum(x)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
+    cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
+    cdef void* x_ptr = array_data(x, typenum, size, False)
+    cdef void* out_ptr = array_data(out, typenum,
+                                    n_rows if mode == MODE_LOGSUMEXP else size, True)
+    if n_rows == 0:
         return
     with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static"):
-            start = block * block_rows
-            stop = min(start + block_rows, n_rows)
-            _normalize_rows(mode, &x[0, 0], &out[0], n_classes, start, stop)
+        if typenum == cnp.NPY_FLOAT32:
+            _run_normalize(mode, <const float*>x_ptr, <float*>out_ptr, n_rows, n_classes,
+                           n_threads)
+        else:
+            _run_normalize(mode, <const double*>x_ptr, <double*>out_ptr, n_rows, n_classes,
+                           n_threads)

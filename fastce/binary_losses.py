@@ -41,7 +41,7 @@ def _weight_layout(weight, shape, dtype):
     if all(length == 1 for length in array.shape[:-1]) and array.size <= n_cols:
         per_column = np.ascontiguousarray(np.broadcast_to(array.reshape(-1), (n_cols,)))
         return per_column, True
-    return np.ascontiguousarray(full).reshape(-1), False
+    return np.ascontiguousarray(full), False
 
 
 def _raise_bad_value(kind, bad, x, target, weight, per_column, data_name):
@@ -54,7 +54,7 @@ def _raise_bad_value(kind, bad, x, target, weight, per_column, data_name):
         raise ValueError(f"target must be -1 or +1; got {value!r} at position {position}")
     if kind != _binary.LOGISTIC and not 0.0 <= value <= 1.0:
         raise ValueError(f"target must be in [0, 1] (not NaN); got {value!r} at position {position}")
-    weight_value = (weight[bad % weight.size] if per_column else weight[bad]).item()
+    weight_value = weight.flat[bad % weight.size if per_column else bad].item()
     raise ValueError(
         f"weight must be finite and non-negative; got {weight_value!r} at position {position}"
     )
@@ -85,12 +85,8 @@ def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
     grad = output_array(grad_out, x.shape, x.dtype, "grad_out") if return_grad else None
     grad_scale = 1.0 / x.size if reduction == "mean" and x.size else 1.0
 
-    total, bad = _binary.binary_kernel(
-        kind, x.reshape(-1), y.reshape(-1), weight_array, per_column, pos_weight_c,
-        None if loss_out is None else loss_out.reshape(-1),
-        None if grad is None else grad.reshape(-1),
-        grad_scale, max(n_cols, 1), threads,
-    )
+    total, bad = _binary.binary_kernel(kind, x, y, weight_array, per_column, pos_weight_c,
+                                       loss_out, grad, grad_scale, max(n_cols, 1), threads)
     if bad >= 0:
         _raise_bad_value(kind, bad, x, y, weight_array, per_column, data_name)
     loss = loss_out if reduction == "none" else finish_reduction(total, reduction, x.size)
@@ -161,8 +157,8 @@ def _elementwise(kind, x, out, n_threads):
     array = as_data(x, "x")
     threads = resolve_threads(n_threads)
     result = output_array(out, array.shape, array.dtype, "out")
-    _binary.binary_kernel(kind, array.reshape(-1), None, None, False, None,
-                          result.reshape(-1), None, 1.0, max(array.size, 1), threads)
+    _binary.binary_kernel(kind, array, None, None, False, None, result, None, 1.0,
+                          max(array.size, 1), threads)
     return result
 
 

@@ -22,12 +22,13 @@ _INT64_MAX = np.iinfo(np.int64).max
 
 
 def _rows_view(x, axis):
-    """(rows, classes) C-contiguous view of ``x`` with ``axis`` last, and the
-    shape of that moved array. Copies only when the layout requires it."""
-    moved = np.moveaxis(x, axis, -1)
-    n_classes = moved.shape[-1]
-    rows = np.ascontiguousarray(moved).reshape(-1, n_classes)
-    return rows, moved.shape
+    """``x`` with ``axis`` moved last, C-contiguous, and its shape. When the
+    class axis is already last (x is C-contiguous here) that is x itself; other
+    axes cost one copy."""
+    if axis == x.ndim - 1:
+        return x, x.shape
+    moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+    return moved, moved.shape
 
 
 def _class_labels(target, logits_shape, axis, n_classes, ignore_index):
@@ -41,16 +42,17 @@ def _class_labels(target, logits_shape, axis, n_classes, ignore_index):
             f"target holds class index {target.flat[bad]} at position "
             f"{describe_position(bad, target.shape)}, outside [0, {n_classes})"
         )
-    return np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
+    return np.asarray(target, dtype=np.int64, order="C")
 
 
-def _grad_in_caller_layout(grad_rows, moved_shape, axis, grad_out):
+def _grad_in_caller_layout(grad_rows, axis, grad_out):
     """The gradient in the logits' layout; ``grad_out`` when one was given."""
-    grad = np.moveaxis(grad_rows.reshape(moved_shape), -1, axis)
+    if axis == grad_rows.ndim - 1:
+        return grad_rows  # already grad_out when one was given
+    grad = np.moveaxis(grad_rows, -1, axis)
     if grad_out is None:
         return grad
-    if not np.shares_memory(grad_out, grad_rows):
-        np.copyto(grad_out, grad)
+    np.copyto(grad_out, grad)
     return grad_out
 
 
@@ -110,17 +112,17 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
                              f"got {np.shape(weight)}")
         class_weight = check_small_weight(weight, "weight", x.dtype)
     rows, moved_shape = _rows_view(x, class_axis)
-    n_rows = rows.shape[0]
+    n_rows = x.size // n_classes if n_classes else int(np.prod(moved_shape[:-1]))
+    grad_rows = None
     if return_grad:
         if grad_out is not None:
             output_array(grad_out, x.shape, x.dtype, "grad_out")
         # Write straight into grad_out when its layout is the kernel's.
-        in_kernel_layout = grad_out is not None and class_axis == x.ndim - 1
-        grad_rows = grad_out.reshape(n_rows, n_classes) if in_kernel_layout else \
-            np.empty((n_rows, n_classes), dtype=x.dtype)
-    else:
-        grad_rows = None
-    loss_rows = np.empty(n_rows, dtype=x.dtype) if reduction == "none" else None
+        if class_axis == x.ndim - 1:
+            grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
+        else:
+            grad_rows = np.empty(moved_shape, dtype=x.dtype)
+    loss_rows = np.empty(moved_shape[:-1], dtype=x.dtype) if reduction == "none" else None
 
     if target_array.dtype.kind in "iu":
         labels = _class_labels(target_array, x.shape, class_axis, n_classes, ignore_index)
@@ -149,7 +151,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
                 loss_rows.fill(0)
         else:
             total, label_weight_sum, bad = _softmax.cross_entropy_labels(
-                rows, labels, class_weight, weight_total, ignore, smoothing,
+                rows, labels, class_weight, weight_total, n_classes, ignore, smoothing,
                 loss_rows, grad_rows, grad_scale, threads)
         if bad >= 0:
             _raise_bad_label(labels, bad, target_array.shape, n_classes)
@@ -164,7 +166,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         denominator = n_rows
         grad_scale = 1.0 / n_rows if reduction == "mean" and n_rows else 1.0
         total, bad = (0.0, -1) if n_classes == 0 else _softmax.cross_entropy_probs(
-            rows, target_rows, class_weight, smoothing, loss_rows, grad_rows,
+            rows, target_rows, class_weight, n_classes, smoothing, loss_rows, grad_rows,
             grad_scale, threads)
         if n_classes == 0 and grad_rows is not None:
             grad_rows.fill(0)
@@ -176,25 +178,24 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
             position = position[:class_axis] + (cls,) + position[class_axis:]
             raise ValueError(
                 "target probabilities must be finite and non-negative; got "
-                f"{target_rows[row, cls].item()!r} at position {position}"
+                f"{target_rows.reshape(-1, n_classes)[row, cls].item()!r} at position {position}"
             )
     else:
         raise TypeError(f"target has unsupported dtype {target_array.dtype}; expected integer "
                         "class indices or float probabilities")
 
     if reduction == "none":
-        loss = loss_rows.reshape(moved_shape[:-1])
-        loss = loss[()] if loss.ndim == 0 else loss
+        loss = loss_rows[()] if loss_rows.ndim == 0 else loss_rows
     else:
         loss = finish_reduction(total, reduction, denominator)
     if not return_grad:
         return loss
-    return loss, _grad_in_caller_layout(grad_rows, moved_shape, class_axis, grad_out)
+    return loss, _grad_in_caller_layout(grad_rows, class_axis, grad_out)
 
 
 def _raise_bad_label(labels, bad_row, target_shape, n_classes):
     raise ValueError(
-        f"target holds class index {int(labels[bad_row])} at position "
+        f"target holds class index {int(labels.flat[bad_row])} at position "
         f"{describe_position(bad_row, target_shape)}, outside [0, {n_classes}) "
         "and not ignore_index"
     )
@@ -207,17 +208,21 @@ def _normalize(mode, x, axis, out, n_threads, out_is_rows):
     class_axis = normalize_axis(axis, array.ndim)
     threads = resolve_threads(n_threads)
     rows, moved_shape = _rows_view(array, class_axis)
+    n_classes = moved_shape[-1]
     if out_is_rows:
         result = output_array(out, array.shape, array.dtype, "out")
         direct = class_axis == array.ndim - 1
         target = result if direct else np.empty(moved_shape, dtype=array.dtype)
-        _softmax.normalize(mode, rows, target.reshape(-1), threads)
+        _softmax.normalize(mode, rows, target, n_classes, threads)
         if not direct:
             np.copyto(result, np.moveaxis(target, -1, class_axis))
         return result
     # logsumexp: one value per row; an empty class axis sums to 0, so -inf.
-    result = np.full(moved_shape[:-1], -np.inf, dtype=array.dtype)
-    _softmax.normalize(mode, rows, result.reshape(-1), threads)
+    if n_classes == 0:
+        result = np.full(moved_shape[:-1], -np.inf, dtype=array.dtype)
+    else:
+        result = np.empty(moved_shape[:-1], dtype=array.dtype)
+        _softmax.normalize(mode, rows, result, n_classes, threads)
     return result[()] if result.ndim == 0 else result
 
 
