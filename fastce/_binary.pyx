@@ -18,7 +18,7 @@ from fastce._blocks cimport (
 from fastce._vecmath cimport (
     FASTCE_BCE_LOGITS, FASTCE_BCE_PROBS, FASTCE_LOGISTIC, FASTCE_SIGMOID,
     FASTCE_LOG_SIGMOID, FASTCE_BINARY_CHUNK, binary_chunk, fastce_binary_valid,
-    unary_chunk,
+    fastce_exp, fastce_expf, fastce_log1p_unit, fastce_log1pf_unit, unary_chunk,
 )
 
 # The numpy C-API table (PyArray_SIZE & co. in _arrays.pxd go through it).
@@ -176,3 +176,42 @@ def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weigh
                        <const double*>weight_ptr, weight_per_column,
                        <const double*>pos_weight_ptr, <double*>loss_ptr, <double*>grad_ptr,
                        grad_scale, n, n_cols, n_threads)
+
+
+cdef void _elementary_f64(int which, const double* x, double* out, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = fastce_exp(x[i]) if which == 0 else fastce_log1p_unit(x[i])
+
+
+cdef void _elementary_f32(int which, const float* x, float* out, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = fastce_expf(x[i]) if which == 0 else fastce_log1pf_unit(x[i])
+
+
+def elementary(str name, x, out):
+    """Test hook: the library's own elementary functions, elementwise.
+
+    ``name`` is "exp" (any input) or "log1p_unit" (inputs in [0, 1]); ``x`` and
+    ``out`` are C-contiguous float32 or float64 arrays of one size. The
+    float32 versions are the float polynomials, not the double ones.
+    """
+    cdef int typenum = float_typenum(x)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef int which
+    if name == "exp":
+        which = 0
+    elif name == "log1p_unit":
+        which = 1
+    else:
+        raise ValueError(f"unknown elementary function {name!r}")
+    if n == 0:
+        return out
+    cdef void* x_ptr = array_data(x, typenum, n, False)
+    cdef void* out_ptr = array_data(out, typenum, n, True)
+    if typenum == cnp.NPY_FLOAT32:
+        _elementary_f32(which, <const float*>x_ptr, <float*>out_ptr, n)
+    else:
+        _elementary_f64(which, <const double*>x_ptr, <double*>out_ptr, n)
+    return out

@@ -11,6 +11,7 @@ import numpy as np
 from fastce import _config
 
 REDUCTIONS = ("mean", "sum", "none")
+_COMPUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # dtype kinds that can never be a number of ours.
 _REJECTED_KINDS = {"c": "complex", "O": "object", "U": "str", "S": "bytes",
@@ -40,6 +41,8 @@ def as_data(x, name):
     really is in place); otherwise a converted copy, which leaves the caller's
     array untouched.
     """
+    if type(x) is np.ndarray and x.dtype in _COMPUTE_DTYPES and x.flags.c_contiguous:
+        return x  # the common case, without numpy's conversion machinery
     array = np.asarray(x)
     _reject_unsupported(array, name)
     # order="C" rather than ascontiguousarray, which turns 0-d into 1-d.
@@ -48,6 +51,8 @@ def as_data(x, name):
 
 def as_values(x, name, dtype, *, contiguous=True):
     """A target/weight argument converted to the compute dtype."""
+    if type(x) is np.ndarray and x.dtype == dtype and (not contiguous or x.flags.c_contiguous):
+        return x
     array = np.asarray(x)
     _reject_unsupported(array, name)
     if contiguous:

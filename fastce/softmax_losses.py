@@ -42,6 +42,8 @@ def _class_labels(target, logits_shape, axis, n_classes, ignore_index):
             f"target holds class index {target.flat[bad]} at position "
             f"{describe_position(bad, target.shape)}, outside [0, {n_classes})"
         )
+    if target.dtype == np.int64 and target.flags.c_contiguous:
+        return target
     return np.asarray(target, dtype=np.int64, order="C")
 
 
