@@ -116,7 +116,9 @@ def extension(name, source, flags=()):
     )
 
 
-extensions = [extension("_config", "fastce/_config.pyx")]
+# Scalar (libm) loops that gain nothing from SIMD variants are built once.
+extensions = [extension("_config", "fastce/_config.pyx"),
+              extension("_information", "fastce/_information.pyx")]
 for module in KERNEL_MODULES:
     for variant, flags in SIMD_VARIANTS.items():
         extensions.append(extension(f"{module}_{variant}", variant_source(module, variant), flags))

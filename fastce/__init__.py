@@ -10,6 +10,14 @@ from fastce.binary_losses import (
     log_sigmoid,
     logistic_loss,
     sigmoid,
+    sigmoid_focal_loss,
+)
+from fastce.information import (
+    categorical_cross_entropy,
+    entropy,
+    js_divergence,
+    kl_divergence,
+    kl_divergence_with_logits,
 )
 from fastce.softmax_losses import cross_entropy, log_softmax, logsumexp, softmax
 
@@ -19,12 +27,18 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy",
     "logistic_loss",
+    "sigmoid_focal_loss",
     "cross_entropy",
     "log_softmax",
     "softmax",
     "logsumexp",
     "sigmoid",
     "log_sigmoid",
+    "entropy",
+    "kl_divergence",
+    "kl_divergence_with_logits",
+    "js_divergence",
+    "categorical_cross_entropy",
     "show_config",
 ]
 

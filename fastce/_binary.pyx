@@ -16,7 +16,7 @@ from fastce._blocks cimport (
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
 )
 from fastce._vecmath cimport (
-    FASTCE_BCE_LOGITS, FASTCE_BCE_PROBS, FASTCE_LOGISTIC, FASTCE_SIGMOID,
+    FASTCE_BCE_LOGITS, FASTCE_BCE_PROBS, FASTCE_FOCAL, FASTCE_LOGISTIC, FASTCE_SIGMOID,
     FASTCE_LOG_SIGMOID, FASTCE_BINARY_CHUNK, binary_chunk, fastce_binary_valid,
     fastce_exp, fastce_expf, fastce_log1p_unit, fastce_log1pf_unit, unary_chunk,
 )
@@ -29,6 +29,7 @@ BCE_PROBS = FASTCE_BCE_PROBS
 LOGISTIC = FASTCE_LOGISTIC
 SIGMOID = FASTCE_SIGMOID
 LOG_SIGMOID = FASTCE_LOG_SIGMOID
+FOCAL = FASTCE_FOCAL
 
 
 cdef inline void _cycle_columns(floating* out, const floating* per_column,
@@ -53,7 +54,10 @@ cdef double _binary_block(
     Py_ssize_t n_cols,
     floating* loss__e,
     floating* grad__e,
+    floating* hess__e,
     double grad_scale,
+    double alpha,
+    double gamma,
     Py_ssize_t start,
     Py_ssize_t stop,
     Py_ssize_t* bad_position,
@@ -69,6 +73,8 @@ cdef double _binary_block(
     cdef floating pos_weight_chunk[FASTCE_BINARY_CHUNK]
     cdef floating loss_chunk[FASTCE_BINARY_CHUNK]
     cdef floating grad_chunk[FASTCE_BINARY_CHUNK]
+    cdef floating hess_chunk[FASTCE_BINARY_CHUNK]
+    cdef floating* hess
     cdef const floating* w
     cdef const floating* pw
     cdef const floating* y
@@ -99,9 +105,10 @@ cdef double _binary_block(
             pw = pos_weight_chunk
         loss = loss__e + chunk_start if loss__e != NULL else loss_chunk
         grad = grad__e + chunk_start if grad__e != NULL else grad_chunk
+        hess = hess__e + chunk_start if hess__e != NULL else hess_chunk
         n_bad = 0.0
-        block_loss += binary_chunk(kind, x__e + chunk_start, y, w, pw, loss, grad,
-                                   grad_scale, n, &n_bad)
+        block_loss += binary_chunk(kind, x__e + chunk_start, y, w, pw, loss, grad, hess,
+                                   grad_scale, alpha, gamma, n, &n_bad)
         if n_bad != 0.0 and bad_position[0] < 0:
             for i in range(n):
                 if not fastce_binary_valid(kind, x__e[chunk_start + i], y[i], w[i]):
@@ -120,7 +127,10 @@ cdef object _run_binary(
     const floating* pos_weight,
     floating* loss_out,
     floating* grad_out,
+    floating* hess_out,
     double grad_scale,
+    double alpha,
+    double gamma,
     Py_ssize_t n,
     Py_ssize_t n_cols,
     int n_threads,
@@ -139,7 +149,8 @@ cdef object _run_binary(
             stop = min(start + BLOCK_ELEMENTS, n)
             scratch.loss[block] = _binary_block(
                 kind, x, target, weight, weight_per_column, pos_weight, n_cols,
-                loss_out, grad_out, grad_scale, start, stop, &scratch.bad[block])
+                loss_out, grad_out, hess_out, grad_scale, alpha, gamma, start, stop,
+                &scratch.bad[block])
         total = sum_in_block_order(scratch.loss, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)
@@ -147,15 +158,18 @@ cdef object _run_binary(
 
 
 def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weight,
-                  loss_out, grad_out, double grad_scale, Py_ssize_t n_cols, int n_threads):
+                  loss_out, grad_out, hess_out, double grad_scale, Py_ssize_t n_cols,
+                  int n_threads, double alpha=0.0, double gamma=0.0):
     """Run one elementwise loss over ``x`` (C-contiguous, ``n_cols`` per row).
 
     All arrays share x's dtype (float32 or float64) and are C-contiguous;
     ``weight`` has x's size, or ``n_cols`` values when ``weight_per_column``;
     ``pos_weight`` has ``n_cols``. ``None`` may be passed for any optional
     array (``target`` is unused by sigmoid/log_sigmoid, which write into
-    ``loss_out``). Returns ``(loss_sum, first_bad_flat_position)``, -1 when
-    every value was valid. The GIL is released for the whole pass.
+    ``loss_out``). ``hess_out`` receives the diagonal Hessian (BCE with logits,
+    logistic); ``alpha`` and ``gamma`` are the focal loss's. Returns
+    ``(loss_sum, first_bad_flat_position)``, -1 when every value was valid.
+    The GIL is released for the whole pass.
     """
     cdef int typenum = float_typenum(x)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
@@ -167,15 +181,16 @@ def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weigh
     cdef void* pos_weight_ptr = array_data(pos_weight, typenum, n_cols, False)
     cdef void* loss_ptr = array_data(loss_out, typenum, n, True)
     cdef void* grad_ptr = array_data(grad_out, typenum, n, True)
+    cdef void* hess_ptr = array_data(hess_out, typenum, n, True)
     if typenum == cnp.NPY_FLOAT32:
         return _run_binary(kind, <const float*>x_ptr, <const float*>target_ptr,
                            <const float*>weight_ptr, weight_per_column,
                            <const float*>pos_weight_ptr, <float*>loss_ptr, <float*>grad_ptr,
-                           grad_scale, n, n_cols, n_threads)
+                           <float*>hess_ptr, grad_scale, alpha, gamma, n, n_cols, n_threads)
     return _run_binary(kind, <const double*>x_ptr, <const double*>target_ptr,
                        <const double*>weight_ptr, weight_per_column,
                        <const double*>pos_weight_ptr, <double*>loss_ptr, <double*>grad_ptr,
-                       grad_scale, n, n_cols, n_threads)
+                       <double*>hess_ptr, grad_scale, alpha, gamma, n, n_cols, n_threads)
 
 
 cdef void _elementary_f64(int which, const double* x, double* out, Py_ssize_t n) noexcept nogil:

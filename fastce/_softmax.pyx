@@ -18,7 +18,7 @@ and log(1 + 1e-11) computed as log of a rounded sum would keep only 5 digits.
 from cython cimport floating
 from cython.parallel cimport prange
 cimport numpy as cnp
-from libc.math cimport log1p, INFINITY
+from libc.math cimport log, log1p, INFINITY
 from libc.stdint cimport int64_t
 
 from fastce._arrays cimport array_data, float_typenum
@@ -27,7 +27,7 @@ from fastce._blocks cimport (
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
 )
 from fastce._vecmath cimport (
-    SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest,
+    SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest, row_hessian,
     row_log_softmax, row_max, row_scale, rows_exp_rest,
 )
 
@@ -65,22 +65,26 @@ cdef inline double row_weighted_gap(const floating* z__c, const floating* class_
 
 cdef inline Py_ssize_t row_soft_target_sums(
     const floating* z__c, const floating* target__c, const floating* class_weight__c,
-    Py_ssize_t n_classes, double row_max, double smoothing,
+    Py_ssize_t n_classes, double row_max, double smoothing, bint kl_mode,
     double* target_mass, double* weighted_gap,
 ) noexcept nogil:
     """For smoothed targets t_c = (1-eps) y_c + eps/C and factors f_c = w_c t_c:
     set target_mass = sum f_c and weighted_gap = sum f_c (row_max - z_c).
 
-    Checks each y_c on the way (finite, >= 0); returns the first bad class or -1.
-    A zero factor adds nothing, so an unreachable masked class costs no NaN.
+    Checks each y_c on the way (finite, >= 0; in [0, 1] for KL); returns the
+    first bad class or -1. A zero factor adds nothing, so an unreachable masked
+    class costs no NaN. ``kl_mode`` (no weights, no smoothing) also adds
+    sum y log y, turning the cross-entropy into KL(y || softmax(z)).
     """
     cdef double mass = 0.0, gap = 0.0, target, factor
     cdef double uniform = smoothing / <double>n_classes
     cdef Py_ssize_t c
     for c in range(n_classes):
         target = target__c[c]
-        if not fastce_is_valid_weight(target):
+        if not fastce_is_valid_weight(target) or (kl_mode and target > 1.0):
             return c
+        if kl_mode and target > 0.0:
+            gap += target * log(target)
         factor = (1.0 - smoothing) * target + uniform
         if class_weight__c != NULL:
             factor = factor * class_weight__c[c]
@@ -110,6 +114,7 @@ cdef double _ce_label_rows(
     double smoothing,
     floating* loss__n,
     floating* grad__nc,
+    floating* hess__nc,
     double grad_scale,
     Py_ssize_t row_start,
     Py_ssize_t row_stop,
@@ -122,8 +127,10 @@ cdef double _ce_label_rows(
         l = (1-eps) w_y (lse - z_y) + (eps/C) sum_c w_c (lse - z_c)
         g_c = s [(1-eps) w_y (p_c - [c=y]) + (eps/C) (W p_c - w_c)]
 
-    ``grad__nc`` may alias ``logits__nc``. Returns the sum of the row losses
-    and adds sum w_y (the "mean" denominator) to ``weight_sum``.
+    ``grad__nc`` may alias ``logits__nc``. ``hess__nc`` (may be NULL; needs
+    the gradient) receives the diagonal Hessian s p_c (1 - p_c) ((1-eps) w_y
+    + (eps/C) W). Returns the sum of the row losses and adds sum w_y (the
+    "mean" denominator) to ``weight_sum``.
     """
     cdef Py_ssize_t row
     cdef int64_t label
@@ -167,6 +174,8 @@ cdef double _ce_label_rows(
                 # exactly 0 loss and gradient whatever the logits hold.
                 if g__c != NULL:
                     zero_row(g__c, n_classes)
+                if hess__nc != NULL:
+                    zero_row(hess__nc + row * n_classes, n_classes)
                 if loss__n != NULL:
                     loss__n[row] = 0
                 continue
@@ -193,6 +202,9 @@ cdef double _ce_label_rows(
                 prob_scale = grad_scale * (nll_factor + uniform * class_weight_total) * inv_sum
                 # exp(z_y - row_max), already computed: no second exp.
                 target_exp = exp__c[label]
+                if hess__nc != NULL:  # before the gradient overwrites the exps
+                    row_hessian(hess__nc + row * n_classes, exp__c, n_classes, inv_sum, rest,
+                                grad_scale * (nll_factor + uniform * class_weight_total))
                 row_scale(g__c, exp__c, n_classes, prob_scale, class_weight__c,
                           grad_scale * uniform)
                 # p_y - 1 = (e_y - 1 - rest) / (1 + rest) keeps its digits when the
@@ -213,7 +225,7 @@ cdef object _run_ce_labels(
     const floating* logits, const int64_t* target, const floating* class_weight,
     double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
     int64_t ignore_index, double smoothing, floating* loss_out, floating* grad_out,
-    double grad_scale, int n_threads,
+    floating* hess_out, double grad_scale, int n_threads,
 ):
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
@@ -230,7 +242,7 @@ cdef object _run_ce_labels(
             stop = min(start + block_rows, n_rows)
             scratch.loss[block] = _ce_label_rows(
                 logits, target, class_weight, class_weight_total, n_classes, ignore_index,
-                smoothing, loss_out, grad_out, grad_scale, start, stop,
+                smoothing, loss_out, grad_out, hess_out, grad_scale, start, stop,
                 &scratch.weight[block], &scratch.bad[block])
         loss_total = sum_in_block_order(scratch.loss, n_blocks)
         weight_total = sum_in_block_order(scratch.weight, n_blocks)
@@ -241,7 +253,8 @@ cdef object _run_ce_labels(
 
 def cross_entropy_labels(logits, target, class_weight, double class_weight_total,
                          Py_ssize_t n_classes, int64_t ignore_index, double smoothing,
-                         loss_out, grad_out, double grad_scale, int n_threads):
+                         loss_out, grad_out, double grad_scale, int n_threads,
+                         hess_out=None):
     """Cross-entropy with class indices over C-contiguous (rows, n_classes) logits.
 
     ``target`` is int64 with one label per row; ``class_weight`` (C,), ``loss_out``
@@ -256,17 +269,20 @@ def cross_entropy_labels(logits, target, class_weight, double class_weight_total
     cdef void* weight_ptr = array_data(class_weight, typenum, n_classes, False)
     cdef void* loss_ptr = array_data(loss_out, typenum, n_rows, True)
     cdef void* grad_ptr = array_data(grad_out, typenum, size, True)
+    cdef void* hess_ptr = array_data(hess_out, typenum, size, True)
+    if hess_ptr != NULL and grad_ptr == NULL:
+        raise ValueError("fastce internal error: the Hessian needs the gradient")
     if n_rows == 0:
         return 0.0, 0.0, -1
     if typenum == cnp.NPY_FLOAT32:
         return _run_ce_labels(<const float*>logits_ptr, <const int64_t*>target_ptr,
                               <const float*>weight_ptr, class_weight_total, n_rows, n_classes,
                               ignore_index, smoothing, <float*>loss_ptr, <float*>grad_ptr,
-                              grad_scale, n_threads)
+                              <float*>hess_ptr, grad_scale, n_threads)
     return _run_ce_labels(<const double*>logits_ptr, <const int64_t*>target_ptr,
                           <const double*>weight_ptr, class_weight_total, n_rows, n_classes,
                           ignore_index, smoothing, <double*>loss_ptr, <double*>grad_ptr,
-                          grad_scale, n_threads)
+                          <double*>hess_ptr, grad_scale, n_threads)
 
 
 cdef double _label_weight_rows(
@@ -336,6 +352,7 @@ cdef double _ce_soft_rows(
     const floating* class_weight__c,
     Py_ssize_t n_classes,
     double smoothing,
+    bint kl_mode,
     floating* loss__n,
     floating* grad__nc,
     double grad_scale,
@@ -362,7 +379,7 @@ cdef double _ce_soft_rows(
             g__c = grad__nc + row * n_classes
         best = row_max(z__c, n_classes)
         bad_class = row_soft_target_sums(z__c, y__c, class_weight__c, n_classes, best,
-                                         smoothing, &mass, &gap)
+                                         smoothing, kl_mode, &mass, &gap)
         if bad_class >= 0:
             if bad_position[0] < 0:
                 bad_position[0] = row * n_classes + bad_class
@@ -388,8 +405,8 @@ cdef double _ce_soft_rows(
 
 cdef object _run_ce_probs(
     const floating* logits, const floating* target, const floating* class_weight,
-    Py_ssize_t n_rows, Py_ssize_t n_classes, double smoothing, floating* loss_out,
-    floating* grad_out, double grad_scale, int n_threads,
+    Py_ssize_t n_rows, Py_ssize_t n_classes, double smoothing, bint kl_mode,
+    floating* loss_out, floating* grad_out, double grad_scale, int n_threads,
 ):
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
@@ -405,8 +422,8 @@ cdef object _run_ce_probs(
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.loss[block] = _ce_soft_rows(
-                logits, target, class_weight, n_classes, smoothing, loss_out, grad_out,
-                grad_scale, start, stop, &scratch.bad[block])
+                logits, target, class_weight, n_classes, smoothing, kl_mode, loss_out,
+                grad_out, grad_scale, start, stop, &scratch.bad[block])
         loss_total = sum_in_block_order(scratch.loss, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)
@@ -414,10 +431,12 @@ cdef object _run_ce_probs(
 
 
 def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, double smoothing,
-                        loss_out, grad_out, double grad_scale, int n_threads):
+                        loss_out, grad_out, double grad_scale, int n_threads,
+                        bint kl_mode=False):
     """Cross-entropy with probability targets; every array C-contiguous of the
-    logits' dtype (``target`` of the logits' size). Returns
-    ``(loss_sum, first_bad_flat_position)``."""
+    logits' dtype (``target`` of the logits' size). With ``kl_mode`` (no
+    weights, no smoothing) it is KL(target || softmax(logits)), same gradient.
+    Returns ``(loss_sum, first_bad_flat_position)``."""
     cdef int typenum = float_typenum(logits)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
@@ -430,10 +449,10 @@ def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, doub
         return 0.0, -1
     if typenum == cnp.NPY_FLOAT32:
         return _run_ce_probs(<const float*>logits_ptr, <const float*>target_ptr,
-                             <const float*>weight_ptr, n_rows, n_classes, smoothing,
+                             <const float*>weight_ptr, n_rows, n_classes, smoothing, kl_mode,
                              <float*>loss_ptr, <float*>grad_ptr, grad_scale, n_threads)
     return _run_ce_probs(<const double*>logits_ptr, <const double*>target_ptr,
-                         <const double*>weight_ptr, n_rows, n_classes, smoothing,
+                         <const double*>weight_ptr, n_rows, n_classes, smoothing, kl_mode,
                          <double*>loss_ptr, <double*>grad_ptr, grad_scale, n_threads)
 
 

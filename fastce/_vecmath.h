@@ -177,7 +177,8 @@ enum {
     FASTCE_BCE_PROBS = 1,
     FASTCE_LOGISTIC = 2,
     FASTCE_SIGMOID = 3,
-    FASTCE_LOG_SIGMOID = 4
+    FASTCE_LOG_SIGMOID = 4,
+    FASTCE_FOCAL = 5
 };
 
 /* torch clamps log(p) at -100 in binary_cross_entropy so that p in {0, 1}
@@ -218,6 +219,83 @@ static inline double fastce_bce_probs_point(double p, double target, double *gra
     return loss;
 }
 
+/* sigmoid_focal_loss (torchvision), in double for both dtypes:
+ *   l = alpha_t (1 - p_t)^gamma BCE(z, y),  p_t = p y + (1-p)(1-y),  p = sigmoid(z),
+ *   alpha_t = alpha y + (1-alpha)(1-y), or 1 when alpha < 0.
+ * Computed in log space: m = 1 - p_t = y sigmoid(-z) + (1-y) sigmoid(z) and
+ * log m = logaddexp(log y + log sigmoid(-z), log(1-y) + log sigmoid(z)), so
+ * m^gamma = exp(gamma log m) is finite and NaN-free for every finite z and
+ * gamma >= 0, gamma < 1 and 0^0 = 1 included.
+ *   dl/dz = alpha_t m^gamma (gamma (dm/dz / m) BCE + sigmoid(z) - y),
+ *   dm/dz / m = (1-2y) sigmoid(z) sigmoid(-z) / m, which is -sigmoid(z) for
+ *   y = 1 and sigmoid(-z) for y = 0 (no 0/0 where m underflows). */
+static inline double fastce_focal_point(double z, double y, double alpha, double gamma,
+                                        double *grad)
+{
+    double e = exp(-fabs(z));
+    double log_term = log1p(e);
+    double r = 1.0 / (1.0 + e);
+    double sig_pos = z >= 0.0 ? r : e * r;
+    double sig_neg = z >= 0.0 ? e * r : r;
+    double softplus_pos = (z < 0.0 ? 0.0 : z) + log_term;   /* -log sigmoid(-z) */
+    double softplus_neg = (-z < 0.0 ? 0.0 : -z) + log_term; /* -log sigmoid(z) */
+    double bce = (y != 1.0 ? (1.0 - y) * softplus_pos : 0.0)
+               + (y != 0.0 ? y * softplus_neg : 0.0);
+    double log_m, ratio;
+    if (y == 1.0) {
+        log_m = -softplus_pos;
+        ratio = -sig_pos;
+    } else if (y == 0.0) {
+        log_m = -softplus_neg;
+        ratio = sig_neg;
+    } else {
+        double a = log(y) - softplus_pos, b = log1p(-y) - softplus_neg;
+        double hi = a > b ? a : b, lo = a > b ? b : a;
+        log_m = hi + log1p(exp(lo - hi));
+        ratio = (1.0 - 2.0 * y) * sig_pos * sig_neg / exp(log_m);
+    }
+    double m_pow = gamma == 0.0 ? 1.0 : exp(gamma * log_m);
+    double alpha_t = alpha < 0.0 ? 1.0 : alpha * y + (1.0 - alpha) * (1.0 - y);
+    double focus = gamma == 0.0 ? 0.0 : gamma * ratio * bce;
+    *grad = alpha_t * m_pow * (focus + sig_pos - y);
+    return alpha_t * m_pow * bce;
+}
+
+/* Information measures, one term of a row's sum (double, scalar libm logs).
+ * Conventions (SPEC.md): 0 log 0 = 0; a KL term with p = 0 is 0 and with
+ * q = 0 < p is +inf; logs of q in the cross-entropy are clamped at -100. */
+enum {
+    FASTCE_ENTROPY = 0,
+    FASTCE_KL = 1,
+    FASTCE_JS = 2,
+    FASTCE_CATEGORICAL_CE = 3
+};
+
+static inline double fastce_information_term(int kind, double p, double q)
+{
+    if (kind == FASTCE_ENTROPY)
+        return p > 0.0 ? -p * log(p) : 0.0;
+    if (kind == FASTCE_KL) {
+        if (!(p > 0.0))
+            return p == 0.0 ? 0.0 : p; /* p = 0 adds nothing; NaN stays NaN */
+        return q > 0.0 ? p * (log(p) - log(q)) : INFINITY;
+    }
+    if (kind == FASTCE_JS) {
+        double mid = 0.5 * (p + q);
+        double term = 0.0;
+        if (p > 0.0)
+            term += 0.5 * p * log(p / mid);
+        if (q > 0.0)
+            term += 0.5 * q * log(q / mid);
+        return term;
+    }
+    /* FASTCE_CATEGORICAL_CE */
+    if (p == 0.0)
+        return 0.0;
+    double log_q = log(q);
+    return -p * (log_q > FASTCE_LOG_CLAMP ? log_q : FASTCE_LOG_CLAMP);
+}
+
 /* CT: the compute type; EXP / LOG1P_UNIT: its exp and log1p on [0, 1].
  *
  * softplus_parts: one exp serves softplus(+-t) and sigmoid(+-t). With
@@ -250,9 +328,11 @@ static inline CT fastce_softplus_parts_##SUFFIX(CT t, CT *sig_pos, CT *sig_neg) 
 }                                                                                   \
                                                                                     \
 static inline CT fastce_binary_point_##SUFFIX(int kind, CT x, CT target,            \
-                                              CT pos_weight, CT *grad)              \
+                                              CT pos_weight, double alpha,          \
+                                              double gamma, CT *grad, CT *curv)     \
 {                                                                                   \
     CT sig_pos, sig_neg, log_term;                                                  \
+    *curv = (CT)0;                                                                  \
     if (kind == FASTCE_BCE_LOGITS) {                                                \
         log_term = fastce_softplus_parts_##SUFFIX(x, &sig_pos, &sig_neg);           \
         CT neg_factor = (CT)1 - target;                                             \
@@ -261,6 +341,7 @@ static inline CT fastce_binary_point_##SUFFIX(int kind, CT x, CT target,        
         CT pos_term = pos_factor * (fastce_positive_part_##SUFFIX(-x) + log_term);  \
         *grad = (neg_factor != (CT)0 ? neg_factor * sig_pos : (CT)0)                \
               - (pos_factor != (CT)0 ? pos_factor * sig_neg : (CT)0);               \
+        *curv = (neg_factor + pos_factor) * sig_pos * sig_neg;                      \
         return (neg_factor != (CT)0 ? neg_term : (CT)0)                             \
              + (pos_factor != (CT)0 ? pos_term : (CT)0);                            \
     }                                                                               \
@@ -268,7 +349,15 @@ static inline CT fastce_binary_point_##SUFFIX(int kind, CT x, CT target,        
         CT neg_margin = -target * x;                                                \
         log_term = fastce_softplus_parts_##SUFFIX(neg_margin, &sig_pos, &sig_neg);  \
         *grad = -target * sig_pos;                                                  \
+        *curv = sig_pos * sig_neg;                                                  \
         return fastce_positive_part_##SUFFIX(neg_margin) + log_term;                \
+    }                                                                               \
+    if (kind == FASTCE_FOCAL) {                                                     \
+        double slope;                                                               \
+        double loss = fastce_focal_point((double)x, (double)target, alpha, gamma,   \
+                                         &slope);                                   \
+        *grad = (CT)slope;                                                          \
+        return (CT)loss;                                                            \
     }                                                                               \
     if (kind == FASTCE_BCE_PROBS) {                                                 \
         double slope;                                                               \
@@ -297,16 +386,19 @@ FASTCE_DEFINE_BINARY_MATH(double, f64, fastce_exp, fastce_log1p_unit)
     FASTCE_SIMD_REDUCTION(+ : total, invalid)                                       \
     for (ptrdiff_t i = 0; i < n; ++i) {                                             \
         T x_i = x[i], y_i = y[i], w_i = w[i];                                       \
-        T slope;                                                                    \
-        T value = fastce_binary_point_##SUFFIX(KIND, x_i, y_i, pw[i], &slope);      \
+        T slope, curv;                                                              \
+        T value = fastce_binary_point_##SUFFIX(KIND, x_i, y_i, pw[i], alpha, gamma, \
+                                               &slope, &curv);                      \
         int valid = fastce_binary_valid(KIND, x_i, y_i, w_i);                       \
         int active = valid && w_i != (T)0;                                          \
         value = active ? w_i * value : (T)0;                                        \
         slope = active ? w_i * slope : (T)0;                                        \
+        curv = active ? w_i * curv : (T)0;                                          \
         total += (double)value;                                                     \
         invalid += valid ? 0.0 : 1.0;                                               \
         loss[i] = value;                                                            \
         grad[i] = (T)(slope * (T)grad_scale);                                       \
+        hess[i] = (T)(curv * (T)grad_scale);                                        \
     }
 
 /* Row kernels, written once and instantiated for float and double rows.
@@ -382,6 +474,20 @@ static inline void fastce_row_scale_##SUFFIX(T *out, const T *in,               
     }                                                                               \
 }                                                                                   \
                                                                                     \
+static inline void fastce_row_hessian_##SUFFIX(T *hess, const T *exp_row,           \
+                                               ptrdiff_t n_classes, double inv_sum, \
+                                               double rest, double scale)           \
+{                                                                                   \
+    /* p (1 - p) with p = e / (1 + rest); for an entry at the max (e = 1) */     \
+    /* 1 - p = rest / (1 + rest) exactly, instead of a cancelling 1 - p.   */     \
+    FASTCE_SIMD                                                                     \
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {                                     \
+        double prob = (double)exp_row[c] * inv_sum;                                 \
+        double complement = exp_row[c] == (T)1 ? rest * inv_sum : 1.0 - prob;       \
+        hess[c] = (T)(scale * prob * complement);                                   \
+    }                                                                               \
+}                                                                                   \
+                                                                                    \
 static inline void fastce_rows_exp_rest_##SUFFIX(const T *z, T *exp_out,            \
                                                  ptrdiff_t n_rows,                  \
                                                  ptrdiff_t n_classes,               \
@@ -418,13 +524,15 @@ static inline void fastce_rows_exp_rest_##SUFFIX(const T *z, T *exp_out,        
                                                                                     \
 static inline double fastce_binary_chunk_##SUFFIX(int kind, const T *x, const T *y,    \
                                                   const T *w, const T *pw, T *loss,   \
-                                                  T *grad, double grad_scale,         \
+                                                  T *grad, T *hess, double grad_scale,\
+                                                  double alpha, double gamma,         \
                                                   ptrdiff_t n, double *n_bad)         \
 {                                                                                   \
     double total = 0.0, invalid = 0.0;                                              \
     switch (kind) {                                                                 \
     case FASTCE_BCE_LOGITS: FASTCE_BINARY_LOOP(T, SUFFIX, FASTCE_BCE_LOGITS); break;           \
     case FASTCE_LOGISTIC: FASTCE_BINARY_LOOP(T, SUFFIX, FASTCE_LOGISTIC); break;               \
+    case FASTCE_FOCAL: FASTCE_BINARY_LOOP(T, SUFFIX, FASTCE_FOCAL); break;           \
     default: FASTCE_BINARY_LOOP(T, SUFFIX, FASTCE_BCE_PROBS); break;                           \
     }                                                                               \
     *n_bad = invalid;                                                               \
@@ -434,17 +542,18 @@ static inline double fastce_binary_chunk_##SUFFIX(int kind, const T *x, const T 
 static inline void fastce_unary_chunk_##SUFFIX(int kind, const T *x, T *out,         \
                                                ptrdiff_t n)                         \
 {                                                                                   \
-    T unused;                                                                       \
+    T unused, unused_curv;                                                          \
     if (kind == FASTCE_SIGMOID) {                                                   \
         FASTCE_SIMD                                                                 \
         for (ptrdiff_t i = 0; i < n; ++i)                                           \
             out[i] = fastce_binary_point_##SUFFIX(FASTCE_SIGMOID, x[i], (T)0, (T)1, \
-                                                  &unused);                         \
+                                                  0.0, 0.0, &unused, &unused_curv); \
     } else {                                                                        \
         FASTCE_SIMD                                                                 \
         for (ptrdiff_t i = 0; i < n; ++i)                                           \
             out[i] = fastce_binary_point_##SUFFIX(FASTCE_LOG_SIGMOID, x[i], (T)0,   \
-                                                  (T)1, &unused);                   \
+                                                  (T)1, 0.0, 0.0, &unused,          \
+                                                  &unused_curv);                    \
     }                                                                               \
 }                                                                                   \
                                                                                     \

@@ -24,6 +24,10 @@ cdef extern from "_vecmath.h" nogil:
                               double scale, const float* shift, double shift_scale) noexcept
     void fastce_row_scale_f64(double* out, const double* inp, Py_ssize_t n_classes,
                               double scale, const double* shift, double shift_scale) noexcept
+    void fastce_row_hessian_f32(float* hess, const float* exp_row, Py_ssize_t n_classes,
+                                double inv_sum, double rest, double scale) noexcept
+    void fastce_row_hessian_f64(double* hess, const double* exp_row, Py_ssize_t n_classes,
+                                double inv_sum, double rest, double scale) noexcept
     void fastce_rows_exp_rest_f32(const float* z, float* exp_out, Py_ssize_t n_rows,
                                   Py_ssize_t n_classes, double* row_max,
                                   double* row_rest) noexcept
@@ -84,15 +88,23 @@ cdef extern from "_vecmath.h" nogil:
         FASTCE_LOGISTIC
         FASTCE_SIGMOID
         FASTCE_LOG_SIGMOID
+        FASTCE_FOCAL
         FASTCE_BINARY_CHUNK
+        FASTCE_ENTROPY
+        FASTCE_KL
+        FASTCE_JS
+        FASTCE_CATEGORICAL_CE
+    double fastce_information_term(int kind, double p, double q) noexcept
     bint fastce_is_valid_weight(double w) noexcept
     bint fastce_binary_valid(int kind, double x, double target, double weight) noexcept
     double fastce_binary_chunk_f32(int kind, const float* x, const float* y, const float* w,
-                                   const float* pw, float* loss, float* grad,
-                                   double grad_scale, Py_ssize_t n, double* n_bad) noexcept
+                                   const float* pw, float* loss, float* grad, float* hess,
+                                   double grad_scale, double alpha, double gamma,
+                                   Py_ssize_t n, double* n_bad) noexcept
     double fastce_binary_chunk_f64(int kind, const double* x, const double* y,
                                    const double* w, const double* pw, double* loss,
-                                   double* grad, double grad_scale, Py_ssize_t n,
+                                   double* grad, double* hess, double grad_scale,
+                                   double alpha, double gamma, Py_ssize_t n,
                                    double* n_bad) noexcept
     void fastce_unary_chunk_f32(int kind, const float* x, float* out, Py_ssize_t n) noexcept
     void fastce_unary_chunk_f64(int kind, const double* x, double* out, Py_ssize_t n) noexcept
@@ -100,12 +112,15 @@ cdef extern from "_vecmath.h" nogil:
 
 cdef inline double binary_chunk(int kind, const floating* x, const floating* y,
                                 const floating* w, const floating* pw, floating* loss,
-                                floating* grad, double grad_scale, Py_ssize_t n,
+                                floating* grad, floating* hess, double grad_scale,
+                                double alpha, double gamma, Py_ssize_t n,
                                 double* n_bad) noexcept nogil:
     if floating is float:
-        return fastce_binary_chunk_f32(kind, x, y, w, pw, loss, grad, grad_scale, n, n_bad)
+        return fastce_binary_chunk_f32(kind, x, y, w, pw, loss, grad, hess, grad_scale,
+                                       alpha, gamma, n, n_bad)
     else:
-        return fastce_binary_chunk_f64(kind, x, y, w, pw, loss, grad, grad_scale, n, n_bad)
+        return fastce_binary_chunk_f64(kind, x, y, w, pw, loss, grad, hess, grad_scale,
+                                       alpha, gamma, n, n_bad)
 
 
 cdef inline void unary_chunk(int kind, const floating* x, floating* out,
@@ -114,3 +129,11 @@ cdef inline void unary_chunk(int kind, const floating* x, floating* out,
         fastce_unary_chunk_f32(kind, x, out, n)
     else:
         fastce_unary_chunk_f64(kind, x, out, n)
+
+
+cdef inline void row_hessian(floating* hess__c, const floating* exp__c, Py_ssize_t n_classes,
+                             double inv_sum, double rest, double scale) noexcept nogil:
+    if floating is float:
+        fastce_row_hessian_f32(hess__c, exp__c, n_classes, inv_sum, rest, scale)
+    else:
+        fastce_row_hessian_f64(hess__c, exp__c, n_classes, inv_sum, rest, scale)

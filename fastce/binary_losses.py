@@ -17,6 +17,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy",
     "logistic_loss",
+    "sigmoid_focal_loss",
     "sigmoid",
     "log_sigmoid",
 ]
@@ -61,8 +62,9 @@ def _raise_bad_value(kind, bad, x, target, weight, per_column, data_name):
 
 
 def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
-                 return_grad, grad_out, n_threads):
+                 return_grad, grad_out, n_threads, return_hessian=False, alpha=0.0, gamma=0.0):
     reduction = check_reduction(reduction)
+    return_grad = return_grad or return_hessian
     x = as_data(data, data_name)
     y = as_values(target, "target", x.dtype)
     check_same_shape(y, x.shape, "target", data_name)
@@ -85,17 +87,22 @@ def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
     grad = output_array(grad_out, x.shape, x.dtype, "grad_out") if return_grad else None
     grad_scale = 1.0 / x.size if reduction == "mean" and x.size else 1.0
 
+    hess = np.empty(x.shape, dtype=x.dtype) if return_hessian else None
+
     total, bad = _binary.binary_kernel(kind, x, y, weight_array, per_column, pos_weight_c,
-                                       loss_out, grad, grad_scale, max(n_cols, 1), threads)
+                                       loss_out, grad, hess, grad_scale, max(n_cols, 1),
+                                       threads, alpha, gamma)
     if bad >= 0:
         _raise_bad_value(kind, bad, x, y, weight_array, per_column, data_name)
     loss = loss_out if reduction == "none" else finish_reduction(total, reduction, x.size)
+    if return_hessian:
+        return loss, grad, hess
     return (loss, grad) if return_grad else loss
 
 
 def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None,
                                      reduction="mean", return_grad=False, grad_out=None,
-                                     n_threads=None):
+                                     n_threads=None, return_hessian=False):
     """Binary cross-entropy on logits, stable for every finite or infinite z.
 
     l = (1-y) softplus(z) + pw y softplus(-z), dl/dz = (1-y) sigmoid(z) - pw y sigmoid(-z).
@@ -120,11 +127,14 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     grad_out : optional C-contiguous array of the logits' shape and compute dtype to
         receive the gradient; may be ``logits`` itself (in place).
     n_threads : None (OpenMP's default) or an int >= 1.
+    return_hessian : return ``(loss, grad, hess)`` from the same pass, whatever
+        ``return_grad`` says; ``hess`` is the diagonal of the Hessian of the returned
+        loss, weight * sigmoid(z) sigmoid(-z) ((1-y) + pw y) * the reduction's scale.
 
     Returns the loss (a float64 scalar, or an array for "none"), or (loss, grad).
     """
     return _binary_loss(_binary.BCE_LOGITS, "logits", logits, target, weight, pos_weight,
-                        reduction, return_grad, grad_out, n_threads)
+                        reduction, return_grad, grad_out, n_threads, return_hessian)
 
 
 def binary_cross_entropy(probs, target, *, weight=None, reduction="mean", return_grad=False,
@@ -143,21 +153,51 @@ def binary_cross_entropy(probs, target, *, weight=None, reduction="mean", return
 
 
 def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=False,
-                  grad_out=None, n_threads=None):
+                  grad_out=None, n_threads=None, return_hessian=False):
     """Logistic loss for labels in {-1, +1}: l = log(1 + exp(-y s)) = softplus(-y s).
 
-    Gradient -y sigmoid(-y s). ``target`` must hold exactly -1 or +1 (int or float).
-    The other keywords are those of :func:`binary_cross_entropy_with_logits`.
+    Gradient -y sigmoid(-y s); with ``return_hessian`` also the diagonal Hessian
+    weight * sigmoid(s) sigmoid(-s) * the reduction's scale. ``target`` must hold
+    exactly -1 or +1 (int or float). The other keywords are those of
+    :func:`binary_cross_entropy_with_logits`.
     """
     return _binary_loss(_binary.LOGISTIC, "scores", scores, target, weight, None,
-                        reduction, return_grad, grad_out, n_threads)
+                        reduction, return_grad, grad_out, n_threads, return_hessian)
+
+
+def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean",
+                       return_grad=False, grad_out=None, n_threads=None):
+    """Focal loss of torchvision.ops.sigmoid_focal_loss, computed in log space.
+
+    l = alpha_t (1 - p_t)^gamma BCE(z, y), with p = sigmoid(z), p_t = p y + (1-p)(1-y)
+    and alpha_t = alpha y + (1-alpha)(1-y); ``alpha < 0`` turns the alpha factor off.
+    (1 - p_t)^gamma is formed as exp(gamma log(1 - p_t)) from log-sigmoids, so the
+    loss is finite and NaN-free for every finite logit and every gamma >= 0,
+    including gamma < 1 (and 0^0 = 1 for gamma = 0). With gamma = 0 and alpha < 0
+    it is binary_cross_entropy_with_logits. The gradient is in closed form:
+    alpha_t m^gamma (gamma (dm/dz / m) BCE + sigmoid(z) - y), m = 1 - p_t.
+
+    ``target`` in [0, 1] (soft labels allowed). Unlike torchvision, whose default is
+    "none", ``reduction`` defaults to "mean" (over ``logits.size``) like every
+    fastce loss. Computed in double precision per element for both dtypes.
+    """
+    try:
+        alpha, gamma = float(alpha), float(gamma)
+    except (TypeError, ValueError):
+        raise TypeError(f"alpha and gamma must be floats, got {alpha!r}, {gamma!r}") from None
+    if not gamma >= 0.0 or gamma == np.inf:
+        raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+    if not alpha <= 1.0:
+        raise ValueError(f"alpha must be <= 1 (or < 0 to turn it off), got {alpha!r}")
+    return _binary_loss(_binary.FOCAL, "logits", logits, target, None, None, reduction,
+                        return_grad, grad_out, n_threads, False, alpha, gamma)
 
 
 def _elementwise(kind, x, out, n_threads):
     array = as_data(x, "x")
     threads = resolve_threads(n_threads)
     result = output_array(out, array.shape, array.dtype, "out")
-    _binary.binary_kernel(kind, array, None, None, False, None, result, None, 1.0,
+    _binary.binary_kernel(kind, array, None, None, False, None, result, None, None, 1.0,
                           max(array.size, 1), threads)
     return result
 

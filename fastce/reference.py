@@ -14,6 +14,10 @@ benchmarked against, and it is written for clarity, not speed:
 * ``return_grad=True`` returns ``(loss, grad)``. ``grad`` is the derivative of the
   returned loss with respect to the first argument (for ``reduction="none"``, of
   the sum of the per-sample losses).
+* ``return_hessian=True`` (binary_cross_entropy_with_logits, logistic_loss and
+  cross_entropy with class indices) returns ``(loss, grad, hess)``, whatever
+  ``return_grad`` says: ``hess`` is the diagonal of the Hessian of the returned loss
+  with respect to the first argument.
 * ``grad_out`` and ``out``, when given, receive the result via np.copyto and are
   returned. ``n_threads`` is accepted and ignored.
 * A "mean" over nothing (empty batch, every target ignored, zero total weight)
@@ -30,12 +34,18 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy",
     "logistic_loss",
+    "sigmoid_focal_loss",
     "cross_entropy",
     "log_softmax",
     "softmax",
     "logsumexp",
     "sigmoid",
     "log_sigmoid",
+    "entropy",
+    "kl_divergence",
+    "kl_divergence_with_logits",
+    "js_divergence",
+    "categorical_cross_entropy",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -88,10 +98,12 @@ def _deliver(result, dtype, out, name):
     return out
 
 
-def _reduce(loss, grad, reduction, count, dtype, grad_out):
-    """Apply `reduction` to the float64 per-sample `loss` and its gradient `grad` (None: not asked for).
+def _reduce(loss, grad, reduction, count, dtype, grad_out, hess=None):
+    """Apply `reduction` to the float64 per-sample `loss`, its gradient `grad` and the
+    diagonal of its Hessian `hess` (None: not asked for).
 
-    "mean" divides both by `count`. A mean over nothing (count 0) is 0.0 with a zero gradient.
+    "mean" divides all three by `count`. A mean over nothing (count 0) is 0.0 with a zero
+    gradient and Hessian. Returns loss, (loss, grad) or, when `hess` is given, (loss, grad, hess).
     """
     if reduction == "none":
         result = np.asarray(loss, dtype=dtype)
@@ -100,12 +112,17 @@ def _reduce(loss, grad, reduction, count, dtype, grad_out):
     elif count == 0:
         result = np.float64(0.0)
         grad = None if grad is None else np.zeros_like(grad)
+        hess = None if hess is None else np.zeros_like(hess)
     else:
         result = np.float64(np.sum(loss) / count)
         grad = None if grad is None else grad / count
+        hess = None if hess is None else hess / count
     if grad is None:
         return result
-    return result, _deliver(grad, dtype, grad_out, "grad_out")
+    grad = _deliver(grad, dtype, grad_out, "grad_out")
+    if hess is None:
+        return result, grad
+    return result, grad, _deliver(hess, dtype, None, "hess")
 
 
 # --------------------------------------------------------------------------
@@ -163,7 +180,7 @@ def _softmax_parts(logits):
 @_quiet
 def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None,
                                      reduction="mean", return_grad=False, grad_out=None,
-                                     n_threads=None):
+                                     n_threads=None, return_hessian=False):
     """Binary cross-entropy from logits z and targets y in [0, 1], elementwise.
 
     loss = (1 - y)·softplus(z) + pw·y·softplus(-z)
@@ -172,6 +189,7 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     last axis. A term whose factor (1 - y, pw·y, or weight) is 0 contributes exactly 0, so a zero
     weight silences even a NaN logit. "mean" divides by logits.size, as torch does.
     This is torch's (1 - y)·z + (1 + (pw - 1)·y)·softplus(-z) without its cancellation.
+    With return_hessian: hess = weight·σ(z)·σ(-z)·((1 - y) + pw·y), the derivative of grad.
     """
     _check_reduction(reduction)
     logits = np.asarray(logits)
@@ -186,10 +204,12 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     negative_factor = 1.0 - y
     positive_factor = pw * y
     loss = _times(w, _times(negative_factor, _softplus(z)) + _times(positive_factor, _softplus(-z)))
-    grad = None
-    if return_grad:
+    grad = hess = None
+    if return_grad or return_hessian:
         grad = _times(w, _times(negative_factor, _sigmoid(z)) - _times(positive_factor, _sigmoid(-z)))
-    return _reduce(loss, grad, reduction, z.size, dtype, grad_out)
+    if return_hessian:
+        hess = _times(w, _times(negative_factor + positive_factor, _sigmoid(z) * _sigmoid(-z)))
+    return _reduce(loss, grad, reduction, z.size, dtype, grad_out, hess)
 
 
 @_quiet
@@ -225,12 +245,13 @@ def binary_cross_entropy(probs, target, *, weight=None, reduction="mean", return
 
 @_quiet
 def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=False,
-                  grad_out=None, n_threads=None):
+                  grad_out=None, n_threads=None, return_hessian=False):
     """Logistic loss for scores s and labels y in {-1, +1}, elementwise.
 
     loss = log(1 + exp(-y·s)) = softplus(-y·s)
     grad = -y·σ(-y·s)
     both times `weight` (a zero weight gives exactly 0). "mean" divides by scores.size.
+    With return_hessian: hess = weight·σ(s)·σ(-s) (y² = 1).
     """
     _check_reduction(reduction)
     scores = np.asarray(scores)
@@ -245,10 +266,64 @@ def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=
 
     margin = y * s
     loss = _times(w, _softplus(-margin))
+    grad = hess = None
+    if return_grad or return_hessian:
+        grad = _times(w, -y * _sigmoid(-margin))
+    if return_hessian:
+        hess = _times(w, _sigmoid(s) * _sigmoid(-s))
+    return _reduce(loss, grad, reduction, s.size, dtype, grad_out, hess)
+
+
+@_quiet
+def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean",
+                       return_grad=False, grad_out=None, n_threads=None):
+    """Focal loss of torchvision.ops.sigmoid_focal_loss for logits z and targets y in [0, 1].
+
+    p = σ(z), p_t = p·y + (1 - p)·(1 - y), m = 1 - p_t = y·σ(-z) + (1 - y)·σ(z)
+    ce = (1 - y)·softplus(z) + y·softplus(-z)              (BCE with logits, SPEC's form)
+    loss = α_t·m^γ·ce,  α_t = α·y + (1 - α)·(1 - y) when α >= 0, else 1
+    grad = α_t·m^γ·(γ·(1 - 2y)·r·ce + σ(z) - y),  r = σ(z)·σ(-z) / m = dm/dz / ((1 - 2y)·m)
+
+    m^γ is exp(γ·log m) with log m = logaddexp(log y + log σ(-z), log(1 - y) + log σ(z)), a term
+    with y = 0 or y = 1 dropping out (log 0 = -inf), so m^γ neither underflows m first nor
+    forms 0·inf: the loss is finite and NaN-free for every finite z and every γ >= 0, and
+    γ = 0 gives m^0 = 1 exactly, even where m = 0. r is 1 / (y·(1 + e^-z) + (1 - y)·(1 + e^z)),
+    a sum of non-negative terms >= 1; σ(z) - y is (1 - y)·σ(z) - y·σ(-z), without cancellation.
+    ±inf logits give the limits. "mean" divides by logits.size. Unlike torchvision (whose default
+    reduction is "none"), the default reduction is "mean", like every fastce loss.
+    gamma must be finite and >= 0, alpha <= 1 (alpha < 0: no alpha factor).
+    """
+    _check_reduction(reduction)
+    alpha, gamma = float(alpha), float(gamma)
+    if not 0.0 <= gamma < np.inf:
+        raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+    if not alpha <= 1.0:
+        raise ValueError(f"alpha must be <= 1 (or < 0 to turn the alpha factor off), got {alpha!r}")
+    logits = np.asarray(logits)
+    dtype = _compute_dtype(logits, "logits")
+    target = np.asarray(target)
+    _compute_dtype(target, "target")
+    z = logits.astype(np.float64)
+    y = target.astype(np.float64)
+    if y.shape != z.shape:
+        raise ValueError(f"target must have the logits' shape {z.shape}, got {y.shape}")
+    if not np.all((y >= 0) & (y <= 1)):
+        raise ValueError("target must lie in [0, 1] (and not be NaN)")
+
+    log_sigmoid_z, log_sigmoid_minus_z = -_softplus(-z), -_softplus(z)
+    ce = _times(1.0 - y, -log_sigmoid_minus_z) + _times(y, -log_sigmoid_z)
+    log_m = np.logaddexp(np.log(y) + log_sigmoid_minus_z, np.log1p(-y) + log_sigmoid_z)
+    modulating = np.ones_like(z) if gamma == 0 else np.exp(gamma * log_m)
+    alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y) if alpha >= 0 else np.ones_like(z)
+    loss = _times(alpha_t, _times(modulating, ce))
+
     grad = None
     if return_grad:
-        grad = _times(w, -y * _sigmoid(-margin))
-    return _reduce(loss, grad, reduction, s.size, dtype, grad_out)
+        r = 1.0 / (_times(y, 1.0 + np.exp(-z)) + _times(1.0 - y, 1.0 + np.exp(z)))
+        sigmoid_minus_y = _times(1.0 - y, _sigmoid(z)) - _times(y, _sigmoid(-z))
+        focusing = _times(gamma * (1.0 - 2.0 * y), _times(r, ce))
+        grad = _times(alpha_t, _times(modulating, focusing + sigmoid_minus_y))
+    return _reduce(loss, grad, reduction, z.size, dtype, grad_out)
 
 
 # --------------------------------------------------------------------------
@@ -257,7 +332,8 @@ def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=
 
 @_quiet
 def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoothing=0.0,
-                  reduction="mean", axis=-1, return_grad=False, grad_out=None, n_threads=None):
+                  reduction="mean", axis=-1, return_grad=False, grad_out=None, n_threads=None,
+                  return_hessian=False):
     """Softmax cross-entropy along `axis`, with torch.nn.functional.cross_entropy's semantics.
 
     Notation: p = softmax(z), lse = logsumexp(z), ε = label_smoothing, C classes,
@@ -271,6 +347,9 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     Float target y (class probabilities; the logits' shape):
         y' = (1-ε)·y + ε/C,  loss = -Σ_c w_c·y'_c·log p_c,  grad_c = s·[(Σ_k w_k·y'_k)·p_c - w_c·y'_c]
       "mean" divides by the number of samples.
+
+    return_hessian (class indices only; probability targets raise ValueError) also returns the
+    diagonal of the Hessian, hess_c = s·p_c·(1 - p_c)·((1-ε)·w_y + (ε/C)·W), 0 for ignored samples.
 
     -inf logits are masks: p_c = 0. The loss is +inf only when target mass (y, or smoothing
     with w_c > 0) falls on a masked class. A term whose factor is 0 contributes exactly 0, so
@@ -293,13 +372,18 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
 
+    if return_hessian and not np.issubdtype(target.dtype, np.integer):
+        raise ValueError("return_hessian needs class-index targets; probability targets have a "
+                         "dense Hessian, whose diagonal alone is not returned")
+
     _, shifted, exp_shifted, rest, top = _softmax_parts(z)
     log_probs = shifted - np.log1p(rest)
     probs = exp_shifted / (1.0 + rest)
 
     if np.issubdtype(target.dtype, np.integer):
-        loss, grad, count = _cross_entropy_class_indices(
-            log_probs, probs, rest, top, target, w, eps, ignore_index, return_grad)
+        loss, grad, hess, count = _cross_entropy_class_indices(
+            log_probs, probs, rest, top, target, w, eps, ignore_index,
+            return_grad or return_hessian, return_hessian)
     else:
         if target.shape != logits.shape:
             raise ValueError(f"target: probability targets must have the logits' shape "
@@ -308,15 +392,19 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         if not np.all(np.isfinite(y) & (y >= 0)):
             raise ValueError("target: probability targets must be finite and >= 0")
         loss, grad, count = _cross_entropy_probabilities(log_probs, probs, y, w, eps, return_grad)
+        hess = None
 
     if grad is not None:
         grad = np.moveaxis(grad, -1, axis)
-    return _reduce(loss, grad, reduction, count, dtype, grad_out)
+    if hess is not None:
+        hess = np.moveaxis(hess, -1, axis)
+    return _reduce(loss, grad, reduction, count, dtype, grad_out, hess)
 
 
 def _cross_entropy_class_indices(log_probs, probs, rest, top, target, w, eps, ignore_index,
-                                 want_grad):
-    """Per-sample loss, gradient (classes last, or None) and the mean's denominator Σ w_y."""
+                                 want_grad, want_hess=False):
+    """Per-sample loss, gradient and Hessian diagonal (classes last, or None), and the mean's
+    denominator Σ w_y."""
     n_classes = log_probs.shape[-1]
     if target.shape != log_probs.shape[:-1]:
         raise ValueError(f"target: class indices must have the logits' shape without the class "
@@ -349,7 +437,15 @@ def _cross_entropy_class_indices(log_probs, probs, rest, top, target, w, eps, ig
         grad = (_times(nll_factor, probs_minus_onehot)
                 + _times(smoothing_factor, _times(w.sum(), probs) - w))
         grad = np.where(ignored, 0.0, grad)
-    return loss, grad, count
+    hess = None
+    if want_hess:
+        # 1 - p_c is the mass of the other classes; for the top class that is rest/(1 + rest),
+        # which 1 - p_top would round away when the top class dominates.
+        is_top = np.arange(n_classes) == top
+        one_minus_probs = np.where(is_top, rest / (1.0 + rest), 1.0 - probs)
+        hess = _times(nll_factor + smoothing_factor * w.sum(), probs * one_minus_probs)
+        hess = np.where(ignored, 0.0, hess)
+    return loss, grad, hess, count
 
 
 def _cross_entropy_probabilities(log_probs, probs, y, w, eps, want_grad):
@@ -420,3 +516,151 @@ def log_sigmoid(x, *, out=None, n_threads=None):
     x = np.asarray(x)
     dtype = _compute_dtype(x, "x")
     return _deliver(-_softplus(-x.astype(np.float64)), dtype, out, "out")
+
+
+# --------------------------------------------------------------------------
+# Information measures (distributions along `axis`; "mean" is the mean over rows)
+# --------------------------------------------------------------------------
+
+def _distributions(p, name, axis):
+    """p as float64 with the distribution axis last, after checking p in [0, 1] (NaN is an error)."""
+    p = np.asarray(p)
+    _compute_dtype(p, name)
+    x = np.moveaxis(p.astype(np.float64), axis, -1)
+    if not np.all((x >= 0) & (x <= 1)):
+        raise ValueError(f"{name} must lie in [0, 1] (and not be NaN)")
+    return x
+
+
+def _same_shape(first, second, first_name, second_name):
+    if np.shape(second) != np.shape(first):
+        raise ValueError(f"{second_name} must have the shape of {first_name} {np.shape(first)}, "
+                         f"got {np.shape(second)}")
+
+
+def _log_base(base):
+    """log(base), the divisor that turns nats into units of `base`; None means nats."""
+    if base is None:
+        return 1.0
+    base = float(base)
+    if not (0.0 < base < np.inf) or base == 1.0:
+        raise ValueError(f"base must be positive, finite and not 1, got {base!r}")
+    return np.log(base)
+
+
+def _log_ratio(numerator, denominator):
+    """log(numerator / denominator) for non-negative arguments, accurate when they are close.
+
+    Where numerator is within half of denominator, their difference is exact (Sterbenz) and
+    log1p(difference / denominator) keeps full relative accuracy near 0. Elsewhere log - log,
+    which cannot overflow or underflow the way the quotient can (1 / 1e-310).
+    """
+    close = np.abs(numerator - denominator) <= 0.5 * denominator
+    return np.where(close, np.log1p((numerator - denominator) / denominator),
+                    np.log(numerator) - np.log(denominator))
+
+
+def _relative_entropy_terms(p, q):
+    """p·log(p / q) per term: 0 where p = 0 (even where q = 0), +inf where q = 0 < p."""
+    return _times(p, _log_ratio(p, q))
+
+
+@_quiet
+def entropy(p, *, axis=-1, base=None, reduction="none", n_threads=None):
+    """Shannon entropy H(p) = -Σ p·log p of each distribution along `axis`, with 0·log 0 = 0.
+
+    Rows are taken as given, not renormalised (scipy.stats.entropy renormalises). p must lie in
+    [0, 1]. `base` (None: nats) divides by log(base). "none" (the default here, as scipy) returns
+    p's shape without `axis`; "mean" is the mean over rows.
+    """
+    _check_reduction(reduction)
+    dtype = _compute_dtype(np.asarray(p), "p")
+    x = _distributions(p, "p", axis)
+    divisor = _log_base(base)
+    rows = -np.sum(_times(x, np.log(x)), axis=-1) / divisor
+    return _reduce(rows, None, reduction, rows.size, dtype, None)
+
+
+@_quiet
+def kl_divergence(p, q, *, axis=-1, base=None, reduction="mean", n_threads=None):
+    """Kullback-Leibler divergence KL(p || q) = Σ p·(log p - log q) along `axis`.
+
+    A term with p = 0 is 0 (even where q = 0); q = 0 < p gives +inf. Each term is p·log(p/q)
+    evaluated by _log_ratio, exact to rounding also where p ≈ q. Rows are not renormalised
+    (for normalised rows, the terms are scipy.special.rel_entr's). p and q must lie in [0, 1] and
+    have the same shape; the compute dtype is p's. "mean" is the mean over rows.
+    """
+    _check_reduction(reduction)
+    dtype = _compute_dtype(np.asarray(p), "p")
+    x = _distributions(p, "p", axis)
+    _same_shape(p, q, "p", "q")
+    y = _distributions(q, "q", axis)
+    divisor = _log_base(base)
+    rows = np.sum(_relative_entropy_terms(x, y), axis=-1) / divisor
+    return _reduce(rows, None, reduction, rows.size, dtype, None)
+
+
+@_quiet
+def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_grad=False,
+                              grad_out=None, n_threads=None):
+    """KL(p || softmax(logits)) = Σ p·(log p - log_softmax(logits)) along `axis`, for distillation.
+
+    grad (with respect to logits) = s·((Σ p)·softmax(logits) - p), s = 1/n_rows for "mean"
+    (torch's kl_div(log_softmax(logits), p, reduction="batchmean") for 2-D input), else 1.
+    A term with p = 0 is 0. -inf logits are masks: a masked class with p = 0 contributes 0 to
+    the loss and the gradient; with p > 0 the loss is +inf. A row of all -inf logits has no
+    distribution (NaN). p must lie in [0, 1], with the logits' shape; the logits set the dtype.
+    """
+    _check_reduction(reduction)
+    logits = np.asarray(logits)
+    dtype = _compute_dtype(logits, "logits")
+    x = _distributions(p, "p", axis)
+    _same_shape(logits, p, "logits", "p")
+    z = np.moveaxis(logits.astype(np.float64), axis, -1)
+
+    _, shifted, exp_shifted, rest, _ = _softmax_parts(z)
+    log_q = shifted - np.log1p(rest)
+    rows = np.sum(_times(x, np.log(x) - log_q), axis=-1)
+    grad = None
+    if return_grad:
+        probs = exp_shifted / (1.0 + rest)
+        grad = np.moveaxis(_times(np.sum(x, axis=-1, keepdims=True), probs) - x, -1, axis)
+    return _reduce(rows, grad, reduction, rows.size, dtype, grad_out)
+
+
+@_quiet
+def js_divergence(p, q, *, axis=-1, base=None, reduction="mean", n_threads=None):
+    """Jensen-Shannon divergence ½·KL(p || m) + ½·KL(q || m), m = (p + q)/2, along `axis`.
+
+    The terms use p / m = 2p / (p + q), which (unlike m) cannot underflow to 0 for a subnormal p;
+    a term with p = 0 is 0, and m > 0 wherever p > 0 or q > 0, so JS is always finite. For
+    normalised rows, 0 <= JS <= log 2, and JS = scipy.spatial.distance.jensenshannon(p, q)**2.
+    p and q must lie in [0, 1] and have the same shape; the compute dtype is p's.
+    """
+    _check_reduction(reduction)
+    dtype = _compute_dtype(np.asarray(p), "p")
+    x = _distributions(p, "p", axis)
+    _same_shape(p, q, "p", "q")
+    y = _distributions(q, "q", axis)
+    divisor = _log_base(base)
+    both = x + y
+    terms = _times(x, _log_ratio(2.0 * x, both)) + _times(y, _log_ratio(2.0 * y, both))
+    rows = 0.5 * np.sum(terms, axis=-1) / divisor
+    return _reduce(rows, None, reduction, rows.size, dtype, None)
+
+
+@_quiet
+def categorical_cross_entropy(p, q, *, axis=-1, reduction="mean", n_threads=None):
+    """Cross-entropy H(p, q) = -Σ p·max(log q, -100) of probabilities, along `axis`.
+
+    The clamp at -100 is torch's (binary_cross_entropy): a term with q = 0 < p gives 100·p, not
+    inf. A term with p = 0 is 0. Wherever no term is clamped, it equals entropy(p) +
+    kl_divergence(p, q). p and q must lie in [0, 1] and have the same shape; the compute dtype is p's.
+    """
+    _check_reduction(reduction)
+    dtype = _compute_dtype(np.asarray(p), "p")
+    x = _distributions(p, "p", axis)
+    _same_shape(p, q, "p", "q")
+    y = _distributions(q, "q", axis)
+    rows = -np.sum(_times(x, np.maximum(np.log(y), -100.0)), axis=-1)
+    return _reduce(rows, None, reduction, rows.size, dtype, None)

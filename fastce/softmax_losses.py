@@ -59,7 +59,8 @@ def _grad_in_caller_layout(grad_rows, axis, grad_out):
 
 
 def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoothing=0.0,
-                  reduction="mean", axis=-1, return_grad=False, grad_out=None, n_threads=None):
+                  reduction="mean", axis=-1, return_grad=False, grad_out=None, n_threads=None,
+                  return_hessian=False):
     """Softmax cross-entropy with the semantics of ``torch.nn.functional.cross_entropy``.
 
     Parameters
@@ -86,6 +87,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         may be ``logits`` itself (in place, no extra N x C memory).
     n_threads : None (OpenMP's default) or an int >= 1. Results are bitwise the
         same for every value.
+    return_hessian : integer targets only: return ``(loss, grad, hess)`` from the same
+        pass, whatever ``return_grad`` says. ``hess`` is the diagonal of the Hessian
+        of the returned loss, p_c (1 - p_c) ((1-eps) w_y + (eps/C) W) times the
+        reduction's scale (0 for ignored samples).
 
     Notes
     -----
@@ -97,6 +102,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     """
     reduction = check_reduction(reduction)
     smoothing = check_fraction(label_smoothing, "label_smoothing")
+    return_grad = return_grad or return_hessian
     x = as_data(logits, "logits")
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension (the classes)")
@@ -125,6 +131,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         else:
             grad_rows = np.empty(moved_shape, dtype=x.dtype)
     loss_rows = np.empty(moved_shape[:-1], dtype=x.dtype) if reduction == "none" else None
+    hess_rows = np.empty(moved_shape, dtype=x.dtype) if return_hessian else None
+    if return_hessian and target_array.dtype.kind not in "iu":
+        raise ValueError("return_hessian=True needs integer class targets; probability "
+                         "targets have no diagonal-Hessian form here")
 
     if target_array.dtype.kind in "iu":
         labels = _class_labels(target_array, x.shape, class_axis, n_classes, ignore_index)
@@ -147,20 +157,21 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
             grad_scale = 1.0 / denominator if denominator else 0.0
         if n_classes == 0:
             total, label_weight_sum, bad = 0.0, 0.0, -1
-            if grad_rows is not None:
-                grad_rows.fill(0)
-            if loss_rows is not None:
-                loss_rows.fill(0)
+            for array in (grad_rows, loss_rows, hess_rows):
+                if array is not None:
+                    array.fill(0)
         else:
             total, label_weight_sum, bad = _softmax.cross_entropy_labels(
                 rows, labels, class_weight, weight_total, n_classes, ignore, smoothing,
-                loss_rows, grad_rows, grad_scale, threads)
+                loss_rows, grad_rows, grad_scale, threads, hess_rows)
         if bad >= 0:
             _raise_bad_label(labels, bad, target_array.shape, n_classes)
         if denominator is None:
             denominator = label_weight_sum
         if grad_rows is not None and reduction == "mean" and denominator == 0:
             grad_rows.fill(0)  # "mean" over nothing: a zero gradient, never NaN
+            if hess_rows is not None:
+                hess_rows.fill(0)
     elif target_array.dtype.kind == "f":
         y = as_values(target_array, "target", x.dtype)
         check_same_shape(y, x.shape, "target", "logits (probability targets)")
@@ -192,7 +203,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         loss = finish_reduction(total, reduction, denominator)
     if not return_grad:
         return loss
-    return loss, _grad_in_caller_layout(grad_rows, class_axis, grad_out)
+    grad = _grad_in_caller_layout(grad_rows, class_axis, grad_out)
+    if return_hessian:
+        return loss, grad, _grad_in_caller_layout(hess_rows, class_axis, None)
+    return loss, grad
 
 
 def _raise_bad_label(labels, bad_row, target_shape, n_classes):

@@ -1,0 +1,172 @@
+"""Information measures: entropy, KL and JS divergences, cross-entropy of
+probabilities, and KL against logits (distillation) with a fused gradient.
+
+Distributions lie along ``axis`` (default -1). As in the softmax family, a
+class axis other than the last, or a non-C-contiguous input, is copied once
+into (rows, classes) order. ``"mean"`` is the batch mean over distributions.
+"""
+import math
+
+import numpy as np
+
+from fastce import _information
+from fastce._dispatch import kernels
+from fastce._validation import (
+    as_data, as_values, check_reduction, check_same_shape, describe_position,
+    finish_reduction, normalize_axis, output_array, resolve_threads,
+)
+
+_softmax = kernels("_softmax")
+
+__all__ = ["entropy", "kl_divergence", "kl_divergence_with_logits", "js_divergence",
+           "categorical_cross_entropy"]
+
+
+def _rows(array, axis):
+    """``array`` with ``axis`` last, C-contiguous (a copy only when needed)."""
+    if axis == array.ndim - 1:
+        return array
+    return np.ascontiguousarray(np.moveaxis(array, axis, -1))
+
+
+def _log_base_scale(base):
+    if base is None:
+        return 1.0
+    try:
+        value = float(base)
+    except (TypeError, ValueError):
+        raise TypeError(f"base must be a positive number, got {base!r}") from None
+    if not (value > 0.0 and value != 1.0 and math.isfinite(value)):
+        raise ValueError(f"base must be positive, finite and not 1, got {base!r}")
+    return 1.0 / math.log(value)
+
+
+def _raise_bad_probability(bad, arrays, names, moved_shape, axis):
+    row, cls = divmod(bad, moved_shape[-1])
+    position = describe_position(row, moved_shape[:-1])
+    position = position[:axis] + (cls,) + position[axis:]
+    for array, name in zip(arrays, names):
+        value = array.flat[bad].item()
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must hold probabilities in [0, 1] (not NaN); got "
+                             f"{value!r} at position {position}")
+
+
+def _measure(kind, arrays, names, axis, base, reduction, n_threads):
+    reduction = check_reduction(reduction)
+    scale = _log_base_scale(base)
+    first = as_data(arrays[0], names[0])
+    if first.ndim == 0:
+        raise ValueError(f"{names[0]} must have at least one dimension")
+    converted = [first] + [as_values(a, n, first.dtype) for a, n in zip(arrays[1:], names[1:])]
+    for array, name in zip(converted[1:], names[1:]):
+        check_same_shape(array, first.shape, name, names[0])
+    class_axis = normalize_axis(axis, first.ndim)
+    threads = resolve_threads(n_threads)
+    rows = [_rows(array, class_axis) for array in converted]
+    moved_shape = rows[0].shape
+    n_classes = moved_shape[-1]
+    values = np.zeros(moved_shape[:-1], dtype=first.dtype) if reduction == "none" else None
+    total, bad = 0.0, -1
+    if n_classes:
+        total, bad = _information.information_kernel(
+            kind, rows[0], rows[1] if len(rows) > 1 else None, n_classes, scale, values,
+            threads)
+    if bad >= 0:
+        _raise_bad_probability(bad, rows, names, moved_shape, class_axis)
+    if reduction == "none":
+        return values[()] if values.ndim == 0 else values
+    return finish_reduction(total, reduction, int(np.prod(moved_shape[:-1])))
+
+
+def entropy(p, *, axis=-1, base=None, reduction="none", n_threads=None):
+    """Shannon entropy -sum p log p of each distribution along ``axis``, 0 log 0 = 0.
+
+    Rows are taken as given, not renormalised (``scipy.stats.entropy`` renormalises).
+    ``p`` must hold probabilities in [0, 1]; NaN is an error. ``base`` divides by
+    log(base). ``reduction`` defaults to "none": one value per distribution.
+    """
+    return _measure(_information.ENTROPY, [p], ["p"], axis, base, reduction, n_threads)
+
+
+def kl_divergence(p, q, *, axis=-1, base=None, reduction="mean", n_threads=None):
+    """KL(p || q) = sum p (log p - log q) along ``axis`` (``scipy.special.rel_entr``).
+
+    A term with p = 0 is 0 (even where q = 0); q = 0 < p gives +inf. Both must hold
+    probabilities in [0, 1]. "mean" is the mean over distributions (torch's
+    "batchmean" for 2-D input).
+    """
+    return _measure(_information.KL, [p, q], ["p", "q"], axis, base, reduction, n_threads)
+
+
+def js_divergence(p, q, *, axis=-1, base=None, reduction="mean", n_threads=None):
+    """Jensen-Shannon divergence 0.5 KL(p || m) + 0.5 KL(q || m), m = (p + q) / 2.
+
+    Finite for any probabilities; at most log 2 (1 in base 2) for normalised rows.
+    ``scipy.spatial.distance.jensenshannon`` returns its square root.
+    """
+    return _measure(_information.JS, [p, q], ["p", "q"], axis, base, reduction, n_threads)
+
+
+def categorical_cross_entropy(p, q, *, axis=-1, reduction="mean", n_threads=None):
+    """H(p, q) = -sum p log q from probabilities, log q clamped at >= -100.
+
+    A term with p = 0 is 0. Where both are finite it equals
+    ``entropy(p) + kl_divergence(p, q)``.
+    """
+    return _measure(_information.CATEGORICAL_CE, [p, q], ["p", "q"], axis, None, reduction,
+                    n_threads)
+
+
+def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_grad=False,
+                              grad_out=None, n_threads=None):
+    """KL(p || softmax(logits)) along ``axis``, as in distillation, with a fused gradient.
+
+    Computed as sum p log p + sum p (max - z) + (sum p) log sum exp(z - max) in one
+    pass over the logits (one exp per element); the gradient with respect to
+    ``logits`` is s ((sum p) softmax(logits) - p), s = 1 / rows for "mean" (torch's
+    ``kl_div(log_softmax(logits), p, reduction="batchmean")``), 1 otherwise.
+    -inf logits are masks: a masked class with p = 0 adds 0, with p > 0 gives +inf.
+    ``grad_out`` may be ``logits`` itself (class axis last). ``p`` in [0, 1].
+    """
+    reduction = check_reduction(reduction)
+    x = as_data(logits, "logits")
+    if x.ndim == 0:
+        raise ValueError("logits must have at least one dimension")
+    target = as_values(p, "p", x.dtype)
+    check_same_shape(target, x.shape, "p", "logits")
+    class_axis = normalize_axis(axis, x.ndim)
+    threads = resolve_threads(n_threads)
+    rows, target_rows = _rows(x, class_axis), _rows(target, class_axis)
+    moved_shape = rows.shape
+    n_classes = moved_shape[-1]
+    n_rows = int(np.prod(moved_shape[:-1]))
+    grad_rows = None
+    if return_grad:
+        if grad_out is not None:
+            output_array(grad_out, x.shape, x.dtype, "grad_out")
+        if class_axis == x.ndim - 1:
+            grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
+        else:
+            grad_rows = np.empty(moved_shape, dtype=x.dtype)
+    values = np.zeros(moved_shape[:-1], dtype=x.dtype) if reduction == "none" else None
+    grad_scale = 1.0 / n_rows if reduction == "mean" and n_rows else 1.0
+    total, bad = 0.0, -1
+    if n_classes:
+        total, bad = _softmax.cross_entropy_probs(rows, target_rows, None, n_classes, 0.0,
+                                                  values, grad_rows, grad_scale, threads, True)
+    elif grad_rows is not None:
+        grad_rows.fill(0)
+    if bad >= 0:
+        _raise_bad_probability(bad, [target_rows], ["p"], moved_shape, class_axis)
+    loss = (values[()] if values.ndim == 0 else values) if reduction == "none" else \
+        finish_reduction(total, reduction, n_rows)
+    if not return_grad:
+        return loss
+    if class_axis == x.ndim - 1:
+        return loss, grad_rows
+    grad = np.moveaxis(grad_rows, -1, class_axis)
+    if grad_out is None:
+        return loss, grad
+    np.copyto(grad_out, grad)
+    return loss, grad_out
