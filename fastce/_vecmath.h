@@ -281,12 +281,14 @@ static inline double fastce_information_term(int kind, double p, double q)
         return q > 0.0 ? p * (log(p) - log(q)) : INFINITY;
     }
     if (kind == FASTCE_JS) {
-        double mid = 0.5 * (p + q);
+        /* p / m as 2p / (p + q): the midpoint m itself can underflow to 0
+         * for subnormal p, the sum never does. */
+        double total = p + q;
         double term = 0.0;
         if (p > 0.0)
-            term += 0.5 * p * log(p / mid);
+            term += 0.5 * p * log((2.0 * p) / total);
         if (q > 0.0)
-            term += 0.5 * q * log(q / mid);
+            term += 0.5 * q * log((2.0 * q) / total);
         return term;
     }
     /* FASTCE_CATEGORICAL_CE */
