@@ -74,3 +74,39 @@ def test_tiny_call(benchmark, impl):
     target = rng.integers(0, 10, 64)
     benchmark.group = "tiny 64x10 (call overhead)"
     benchmark(IMPLEMENTATIONS[impl].cross_entropy, logits, target)
+
+
+@pytest.fixture(scope="module")
+def distribution_case(softmax_case):
+    name, logits, _ = softmax_case
+    probabilities = reference.softmax(logits.astype(np.float64) * 0.5).astype(logits.dtype)
+    return name, logits, probabilities
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_kl_with_logits_forward_grad(benchmark, distribution_case, impl):
+    name, logits, probabilities = distribution_case
+    benchmark.group = f"{name} kl_divergence_with_logits+grad (scale {SCALE})"
+    benchmark(IMPLEMENTATIONS[impl].kl_divergence_with_logits, probabilities, logits,
+              return_grad=True)
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_entropy(benchmark, distribution_case, impl):
+    name, _, probabilities = distribution_case
+    benchmark.group = f"{name} entropy (scale {SCALE})"
+    benchmark(IMPLEMENTATIONS[impl].entropy, probabilities)
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_focal_forward_grad(benchmark, bce_case, impl):
+    logits, target = bce_case
+    benchmark.group = f"sigmoid_focal_loss+grad (scale {SCALE})"
+    benchmark(IMPLEMENTATIONS[impl].sigmoid_focal_loss, logits, target, return_grad=True)
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_cross_entropy_hessian(benchmark, softmax_case, impl):
+    name, logits, target = softmax_case
+    benchmark.group = f"{name} cross_entropy+hessian (scale {SCALE})"
+    benchmark(IMPLEMENTATIONS[impl].cross_entropy, logits, target, return_hessian=True)

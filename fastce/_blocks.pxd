@@ -20,6 +20,10 @@ cdef enum:
     # 2 threads already win for ce-10 and BCE (e.g. 185 vs 356 us); below,
     # there is only one block anyway.
     PARALLEL_MIN_ELEMENTS = 32768
+    # Rows at least this long, when there are fewer than LONG_ROW_MAX_ROWS of
+    # them, are split across threads in segments of BLOCK_ELEMENTS classes.
+    LONG_ROW_CLASSES = 65536
+    LONG_ROW_MAX_ROWS = 64
 
 
 cdef inline int threads_for(Py_ssize_t n_elements, int n_threads) noexcept nogil:

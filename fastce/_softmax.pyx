@@ -20,15 +20,17 @@ from cython.parallel cimport prange
 cimport numpy as cnp
 from libc.math cimport log, log1p, INFINITY
 from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free
 
 from fastce._arrays cimport array_data, float_typenum
 from fastce._blocks cimport (
+    BLOCK_ELEMENTS, LONG_ROW_CLASSES, LONG_ROW_MAX_ROWS,
     BlockScratch, first_bad_position, n_blocks_for, rows_per_block,
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
 )
 from fastce._vecmath cimport (
     SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest, row_hessian,
-    row_log_softmax, row_max, row_scale, rows_exp_rest,
+    row_log_softmax, row_max, row_scale, row_exp_sum, rows_exp_rest,
 )
 
 # The numpy C-API table (PyArray_SIZE & co. in _arrays.pxd go through it).
@@ -104,6 +106,49 @@ cdef inline void zero_row(floating* row__c, Py_ssize_t n_classes) noexcept nogil
 
 # ----------------------------------------------- cross-entropy, class indices
 
+cdef inline bint _usable_label(int64_t label, int64_t ignore_index, Py_ssize_t n_classes,
+                               Py_ssize_t row, Py_ssize_t* bad_row) noexcept nogil:
+    """False for ignore_index and for an index outside [0, C), which is reported."""
+    if label == ignore_index:
+        return False
+    if label < 0 or label >= n_classes:
+        if bad_row[0] < 0:
+            bad_row[0] = row
+        return False
+    return True
+
+
+cdef inline double _label_weight(int64_t label, bint usable,
+                                 const floating* class_weight__c) noexcept nogil:
+    if not usable:
+        return 0.0
+    return class_weight__c[label] if class_weight__c != NULL else 1.0
+
+
+cdef inline double _label_loss(double nll_factor, double uniform, double class_weight_total,
+                               double best, double target_logit, double gap,
+                               double log_sum) noexcept nogil:
+    """(1-eps) w_y (lse - z_y) + (eps/C) sum_c w_c (lse - z_c), lse = best + log_sum
+    and gap = sum_c w_c (best - z_c); the lse - z_y difference is formed as
+    (best - z_y) + log_sum, exact when the target is the maximum."""
+    cdef double loss = 0.0
+    if nll_factor != 0.0:
+        loss = nll_factor * ((best - target_logit) + log_sum)
+    if uniform != 0.0:
+        loss = loss + uniform * (gap + class_weight_total * log_sum)
+    return loss
+
+
+cdef inline double _label_target_grad(double grad_scale, double nll_factor, double uniform,
+                                      double class_weight_total, double label_weight,
+                                      double target_exp, double rest,
+                                      double inv_sum) noexcept nogil:
+    """The gradient at the target class. p_y - 1 = (e_y - 1 - rest) / (1 + rest)
+    keeps its digits when the target dominates (e_y = 1: exactly -rest)."""
+    return grad_scale * (nll_factor * (target_exp - 1.0 - rest) * inv_sum
+                         + uniform * (class_weight_total * target_exp * inv_sum - label_weight))
+
+
 cdef double _ce_label_rows(
     const floating* logits__nc,
     const int64_t* target__n,
@@ -161,14 +206,8 @@ cdef double _ce_label_rows(
             if grad__nc != NULL:
                 g__c = grad__nc + row * n_classes
             label = target__n[row]
-            label_weight = 0.0
-            usable = label != ignore_index
-            if usable and (label < 0 or label >= n_classes):
-                usable = False
-                if bad_row[0] < 0:
-                    bad_row[0] = row
-            if usable:
-                label_weight = class_weight__c[label] if class_weight__c != NULL else 1.0
+            usable = _usable_label(label, ignore_index, n_classes, row, bad_row)
+            label_weight = _label_weight(label, usable, class_weight__c)
             if not usable or (label_weight == 0.0 and smoothing == 0.0):
                 # Ignored or invalid row, or a zero-weight class without smoothing:
                 # exactly 0 loss and gradient whatever the logits hold.
@@ -192,11 +231,8 @@ cdef double _ce_label_rows(
                 rest = row_exp_rest(z__c, g__c, n_classes, best)
                 exp__c = g__c
             log_sum = log1p(rest)
-            loss = 0.0
-            if nll_factor != 0.0:
-                loss = nll_factor * ((best - target_logit) + log_sum)
-            if smoothing != 0.0:
-                loss = loss + uniform * (gap + class_weight_total * log_sum)
+            loss = _label_loss(nll_factor, uniform, class_weight_total, best, target_logit,
+                               gap, log_sum)
             if g__c != NULL:
                 inv_sum = 1.0 / (1.0 + rest)
                 prob_scale = grad_scale * (nll_factor + uniform * class_weight_total) * inv_sum
@@ -207,11 +243,9 @@ cdef double _ce_label_rows(
                                 grad_scale * (nll_factor + uniform * class_weight_total))
                 row_scale(g__c, exp__c, n_classes, prob_scale, class_weight__c,
                           grad_scale * uniform)
-                # p_y - 1 = (e_y - 1 - rest) / (1 + rest) keeps its digits when the
-                # target dominates (e_y = 1, the difference is exactly -rest).
-                g__c[label] = <floating>(grad_scale * (
-                    nll_factor * (target_exp - 1.0 - rest) * inv_sum
-                    + uniform * (class_weight_total * target_exp * inv_sum - label_weight)))
+                g__c[label] = <floating>_label_target_grad(
+                    grad_scale, nll_factor, uniform, class_weight_total, label_weight,
+                    target_exp, rest, inv_sum)
             block_loss += loss
             block_weight += label_weight
             if loss__n != NULL:
@@ -219,6 +253,155 @@ cdef double _ce_label_rows(
         run_start = run_stop
     weight_sum[0] = block_weight
     return block_loss
+
+
+cdef inline bint _long_rows(Py_ssize_t n_rows, Py_ssize_t n_classes) noexcept nogil:
+    """Few, very long rows (a vocabulary of 10^5 with a handful of rows) are
+    split across threads, each row in segments of BLOCK_ELEMENTS classes whose
+    (max, sum) are merged in segment order. Decided by the shape alone, so the
+    result is still the same for every thread count."""
+    return n_classes >= LONG_ROW_CLASSES and n_rows < LONG_ROW_MAX_ROWS
+
+
+cdef struct RowSegments:
+    # Per-segment partial results of one long row.
+    double* row_max
+    double* exp_sum
+    double* gap
+    Py_ssize_t* n_at_max
+    Py_ssize_t n_segments
+
+
+cdef inline bint segments_alloc(RowSegments* parts, Py_ssize_t n_classes) noexcept nogil:
+    parts.n_segments = n_blocks_for(n_classes, BLOCK_ELEMENTS)
+    parts.row_max = <double*>calloc(parts.n_segments, sizeof(double))
+    parts.exp_sum = <double*>calloc(parts.n_segments, sizeof(double))
+    parts.gap = <double*>calloc(parts.n_segments, sizeof(double))
+    parts.n_at_max = <Py_ssize_t*>calloc(parts.n_segments, sizeof(Py_ssize_t))
+    return (parts.row_max != NULL and parts.exp_sum != NULL and parts.gap != NULL
+            and parts.n_at_max != NULL)
+
+
+cdef inline void segments_free(RowSegments* parts) noexcept nogil:
+    free(parts.row_max)
+    free(parts.exp_sum)
+    free(parts.gap)
+    free(parts.n_at_max)
+
+
+cdef double _split_row_max(const floating* z__c, Py_ssize_t n_classes, RowSegments* parts,
+                           int threads) noexcept nogil:
+    cdef Py_ssize_t segment, start
+    cdef double best = -INFINITY
+    for segment in prange(parts.n_segments, num_threads=threads, schedule="static"):
+        start = segment * BLOCK_ELEMENTS
+        parts.row_max[segment] = row_max(z__c + start, min(<Py_ssize_t>BLOCK_ELEMENTS,
+                                                           n_classes - start))
+    for segment in range(parts.n_segments):
+        if parts.row_max[segment] > best:
+            best = parts.row_max[segment]
+    return best
+
+
+cdef double _split_row_exp_rest(const floating* z__c, floating* exp__c,
+                                const floating* class_weight__c, bint with_gap,
+                                Py_ssize_t n_classes, double best, RowSegments* parts,
+                                int threads, double* gap) noexcept nogil:
+    """row_exp_rest (and row_weighted_gap) of a long row, segment by segment.
+    The gap is read before exp__c, which may alias z__c, overwrites a segment."""
+    cdef Py_ssize_t segment, start, length, n_at_max = 0
+    cdef double exp_sum = 0.0
+    for segment in prange(parts.n_segments, num_threads=threads, schedule="static"):
+        start = segment * BLOCK_ELEMENTS
+        length = min(<Py_ssize_t>BLOCK_ELEMENTS, n_classes - start)
+        parts.gap[segment] = 0.0
+        if with_gap:
+            parts.gap[segment] = row_weighted_gap(
+                z__c + start, class_weight__c + start if class_weight__c != NULL else NULL,
+                length, best)
+        parts.exp_sum[segment] = row_exp_sum(
+            z__c + start, exp__c + start if exp__c != NULL else NULL, length, best,
+            &parts.n_at_max[segment])
+    gap[0] = 0.0
+    for segment in range(parts.n_segments):
+        exp_sum += parts.exp_sum[segment]
+        n_at_max += parts.n_at_max[segment]
+        gap[0] += parts.gap[segment]
+    return exp_sum + <double>(n_at_max - 1)
+
+
+cdef object _run_ce_labels_long(
+    const floating* logits, const int64_t* target, const floating* class_weight,
+    double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
+    int64_t ignore_index, double smoothing, floating* loss_out, floating* grad_out,
+    floating* hess_out, double grad_scale, int n_threads,
+):
+    """_ce_label_rows for few, very long rows: same formulas, each row's passes
+    run in parallel over its segments."""
+    cdef int threads = threads_for(n_rows * n_classes, n_threads)
+    cdef RowSegments parts
+    cdef Py_ssize_t row, segment, start, length, bad_row = -1
+    cdef int64_t label
+    cdef bint usable
+    cdef const floating* z__c
+    cdef floating* g__c = NULL
+    cdef floating* h__c = NULL
+    cdef double label_weight, nll_factor, uniform = smoothing / <double>n_classes
+    cdef double best, rest, gap, log_sum, loss, inv_sum, prob_scale, hess_scale, target_exp
+    cdef double target_logit, loss_total = 0.0, weight_total = 0.0
+    if not segments_alloc(&parts, n_classes):
+        segments_free(&parts)
+        raise MemoryError()
+    with nogil:
+        for row in range(n_rows):
+            z__c = logits + row * n_classes
+            if grad_out != NULL:
+                g__c = grad_out + row * n_classes
+            if hess_out != NULL:
+                h__c = hess_out + row * n_classes
+            label = target[row]
+            usable = _usable_label(label, ignore_index, n_classes, row, &bad_row)
+            label_weight = _label_weight(label, usable, class_weight)
+            if not usable or (label_weight == 0.0 and smoothing == 0.0):
+                if g__c != NULL:
+                    zero_row(g__c, n_classes)
+                if h__c != NULL:
+                    zero_row(h__c, n_classes)
+                if loss_out != NULL:
+                    loss_out[row] = 0
+                continue
+            nll_factor = (1.0 - smoothing) * label_weight
+            target_logit = z__c[label]
+            best = _split_row_max(z__c, n_classes, &parts, threads)
+            rest = _split_row_exp_rest(z__c, g__c, class_weight, smoothing != 0.0, n_classes,
+                                       best, &parts, threads, &gap)
+            log_sum = log1p(rest)
+            loss = _label_loss(nll_factor, uniform, class_weight_total, best, target_logit,
+                               gap, log_sum)
+            if g__c != NULL:
+                inv_sum = 1.0 / (1.0 + rest)
+                hess_scale = grad_scale * (nll_factor + uniform * class_weight_total)
+                prob_scale = hess_scale * inv_sum
+                target_exp = g__c[label]
+                for segment in prange(parts.n_segments, num_threads=threads,
+                                      schedule="static"):
+                    start = segment * BLOCK_ELEMENTS
+                    length = min(<Py_ssize_t>BLOCK_ELEMENTS, n_classes - start)
+                    if h__c != NULL:
+                        row_hessian(h__c + start, g__c + start, length, inv_sum, rest,
+                                    hess_scale)
+                    row_scale(g__c + start, g__c + start, length, prob_scale,
+                              class_weight + start if class_weight != NULL else NULL,
+                              grad_scale * uniform)
+                g__c[label] = <floating>_label_target_grad(
+                    grad_scale, nll_factor, uniform, class_weight_total, label_weight,
+                    target_exp, rest, inv_sum)
+            loss_total += loss
+            weight_total += label_weight
+            if loss_out != NULL:
+                loss_out[row] = <floating>loss
+    segments_free(&parts)
+    return loss_total, weight_total, bad_row
 
 
 cdef object _run_ce_labels(
@@ -233,6 +416,10 @@ cdef object _run_ce_labels(
     cdef Py_ssize_t block, start, stop, bad
     cdef double loss_total, weight_total
     cdef BlockScratch scratch
+    if _long_rows(n_rows, n_classes):
+        return _run_ce_labels_long(logits, target, class_weight, class_weight_total, n_rows,
+                                   n_classes, ignore_index, smoothing, loss_out, grad_out,
+                                   hess_out, grad_scale, n_threads)
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
         raise MemoryError()
@@ -511,16 +698,57 @@ cdef void _normalize_rows(
         run_start = run_stop
 
 
-cdef void _run_normalize(int mode, const floating* x, floating* out, Py_ssize_t n_rows,
-                         Py_ssize_t n_classes, int n_threads) noexcept nogil:
+cdef void _normalize_long_rows(int mode, const floating* x, floating* out, Py_ssize_t n_rows,
+                               Py_ssize_t n_classes, int threads,
+                               RowSegments* parts) noexcept nogil:
+    """_normalize_rows for few, very long rows, each split across threads."""
+    cdef Py_ssize_t row, segment, start, length
+    cdef const floating* z__c
+    cdef floating* out__c
+    cdef double best, rest, gap, log_sum, inv_sum
+    for row in range(n_rows):
+        z__c = x + row * n_classes
+        out__c = out + row * n_classes
+        best = _split_row_max(z__c, n_classes, parts, threads)
+        rest = _split_row_exp_rest(z__c, out__c if mode == MODE_SOFTMAX else <floating*>NULL,
+                                   <floating*>NULL, False, n_classes, best, parts, threads,
+                                   &gap)
+        if mode == MODE_LOGSUMEXP:
+            out[row] = <floating>(best if best == -INFINITY and rest == rest
+                                  else best + log1p(rest))
+            continue
+        log_sum = log1p(rest)
+        inv_sum = 1.0 / (1.0 + rest)
+        for segment in prange(parts.n_segments, num_threads=threads, schedule="static"):
+            start = segment * BLOCK_ELEMENTS
+            length = min(<Py_ssize_t>BLOCK_ELEMENTS, n_classes - start)
+            if mode == MODE_LOG_SOFTMAX:
+                row_log_softmax(z__c + start, out__c + start, length, best, log_sum)
+            else:
+                row_scale(out__c + start, out__c + start, length, inv_sum, <floating*>NULL,
+                          0.0)
+
+
+cdef int _run_normalize(int mode, const floating* x, floating* out, Py_ssize_t n_rows,
+                        Py_ssize_t n_classes, int n_threads) except -1 nogil:
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
     cdef Py_ssize_t block, start, stop
+    cdef RowSegments parts
+    if _long_rows(n_rows, n_classes):
+        if not segments_alloc(&parts, n_classes):
+            segments_free(&parts)
+            with gil:
+                raise MemoryError()
+        _normalize_long_rows(mode, x, out, n_rows, n_classes, threads, &parts)
+        segments_free(&parts)
+        return 0
     for block in prange(n_blocks, num_threads=threads, schedule="static"):
         start = block * block_rows
         stop = min(start + block_rows, n_rows)
         _normalize_rows(mode, x, out, n_classes, start, stop)
+    return 0
 
 
 def normalize(int mode, x, out, Py_ssize_t n_classes, int n_threads):

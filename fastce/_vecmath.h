@@ -256,8 +256,11 @@ static inline double fastce_focal_point(double z, double y, double alpha, double
     }
     double m_pow = gamma == 0.0 ? 1.0 : exp(gamma * log_m);
     double alpha_t = alpha < 0.0 ? 1.0 : alpha * y + (1.0 - alpha) * (1.0 - y);
-    double focus = gamma == 0.0 ? 0.0 : gamma * ratio * bce;
-    *grad = alpha_t * m_pow * (focus + sig_pos - y);
+    /* A zero factor is exactly 0, also against an infinite BCE (z = -inf, y = 1). */
+    double focus = (gamma == 0.0 || ratio == 0.0) ? 0.0 : gamma * ratio * bce;
+    /* sigmoid(z) - y as (1-y) sigmoid(z) - y sigmoid(-z): no cancellation near 1. */
+    double slope = (y != 1.0 ? (1.0 - y) * sig_pos : 0.0) - (y != 0.0 ? y * sig_neg : 0.0);
+    *grad = alpha_t * m_pow * (focus + slope);
     return alpha_t * m_pow * bce;
 }
 
@@ -407,6 +410,9 @@ FASTCE_DEFINE_BINARY_MATH(double, f64, fastce_exp, fastce_log1p_unit)
  *
  * row_max: the largest entry, NaN entries skipped (they surface as NaN in the
  *   exp pass instead); -inf for an all -inf (or all-NaN) row.
+ * row_exp_sum: the sum of exp(z_c - row_max) over the entries below row_max,
+ *   and (in *n_at_max_out) how many entries equal it; a part of a long row
+ *   (split across threads) is summed this way, row_exp_rest combines them.
  * row_exp_rest: sum_c exp(z_c - row_max) - 1, written into exp_out when it
  *   is not NULL (it may alias z). Entries equal to the maximum are counted,
  *   not summed (each is exactly 1) and one is left out, so log1p(rest) keeps
@@ -429,9 +435,10 @@ static inline double fastce_row_max_##SUFFIX(const T *z, ptrdiff_t n_classes)   
     return (double)best;                                                            \
 }                                                                                   \
                                                                                     \
-static inline double fastce_row_exp_rest_##SUFFIX(const T *z, T *exp_out,           \
-                                                  ptrdiff_t n_classes,              \
-                                                  double row_max)                   \
+static inline double fastce_row_exp_sum_##SUFFIX(const T *z, T *exp_out,            \
+                                                 ptrdiff_t n_classes,               \
+                                                 double row_max,                    \
+                                                 ptrdiff_t *n_at_max_out)           \
 {                                                                                   \
     /* In the row's own type: the max is one of its entries, so z - max and */  \
     /* the tie test are exact; only the sum is widened to double.            */  \
@@ -458,7 +465,18 @@ static inline double fastce_row_exp_rest_##SUFFIX(const T *z, T *exp_out,       
             rest += at_max ? 0.0 : (double)scaled;                                  \
         }                                                                           \
     }                                                                               \
-    return rest + (double)(n_at_max - 1);                                                 \
+    *n_at_max_out = n_at_max;                                                       \
+    return rest;                                                                    \
+}                                                                                   \
+                                                                                    \
+static inline double fastce_row_exp_rest_##SUFFIX(const T *z, T *exp_out,           \
+                                                  ptrdiff_t n_classes,              \
+                                                  double row_max)                   \
+{                                                                                   \
+    ptrdiff_t n_at_max;                                                             \
+    double rest = fastce_row_exp_sum_##SUFFIX(z, exp_out, n_classes, row_max,       \
+                                              &n_at_max);                           \
+    return rest + (double)(n_at_max - 1);                                           \
 }                                                                                   \
                                                                                     \
 static inline void fastce_row_scale_##SUFFIX(T *out, const T *in,                   \

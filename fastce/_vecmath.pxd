@@ -16,6 +16,10 @@ cdef extern from "_vecmath.h" nogil:
     float fastce_log1pf_unit(float u) noexcept
     double fastce_row_max_f32(const float* z, Py_ssize_t n_classes) noexcept
     double fastce_row_max_f64(const double* z, Py_ssize_t n_classes) noexcept
+    double fastce_row_exp_sum_f32(const float* z, float* exp_out, Py_ssize_t n_classes,
+                                  double row_max, Py_ssize_t* n_at_max) noexcept
+    double fastce_row_exp_sum_f64(const double* z, double* exp_out, Py_ssize_t n_classes,
+                                  double row_max, Py_ssize_t* n_at_max) noexcept
     double fastce_row_exp_rest_f32(const float* z, float* exp_out, Py_ssize_t n_classes,
                                    double row_max) noexcept
     double fastce_row_exp_rest_f64(const double* z, double* exp_out, Py_ssize_t n_classes,
@@ -137,3 +141,11 @@ cdef inline void row_hessian(floating* hess__c, const floating* exp__c, Py_ssize
         fastce_row_hessian_f32(hess__c, exp__c, n_classes, inv_sum, rest, scale)
     else:
         fastce_row_hessian_f64(hess__c, exp__c, n_classes, inv_sum, rest, scale)
+
+
+cdef inline double row_exp_sum(const floating* z__c, floating* exp__c, Py_ssize_t n_classes,
+                               double best, Py_ssize_t* n_at_max) noexcept nogil:
+    if floating is float:
+        return fastce_row_exp_sum_f32(z__c, exp__c, n_classes, best, n_at_max)
+    else:
+        return fastce_row_exp_sum_f64(z__c, exp__c, n_classes, best, n_at_max)
