@@ -618,7 +618,7 @@ def probability_pairs(draw, normalised=True, min_q=0.0):
         p /= p.sum(axis=-1, keepdims=True)
         q /= q.sum(axis=-1, keepdims=True)
     if draw(st.booleans()):
-        q = p.copy()
+        q = np.maximum(p, min_q)           # equal rows (when min_q = 0)
     return p, q
 
 
