@@ -31,6 +31,7 @@ from fastce._blocks cimport (
 from fastce._vecmath cimport (
     SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest, row_hessian,
     row_log_softmax, row_max, row_scale, row_exp_sum, rows_exp_rest,
+    FASTCE_COLS_TILE, cols_exp_rest, cols_hessian, cols_log_softmax, cols_max, cols_scale,
 )
 
 # The numpy C-API table (PyArray_SIZE & co. in _arrays.pxd go through it).
@@ -404,11 +405,133 @@ cdef object _run_ce_labels_long(
     return loss_total, weight_total, bad_row
 
 
+cdef double _ce_label_tile(
+    const floating* logits, const int64_t* target, const floating* class_weight,
+    double class_weight_total, Py_ssize_t n_classes, Py_ssize_t inner,
+    int64_t ignore_index, double smoothing, floating* loss_out, floating* grad_out,
+    floating* hess_out, double grad_scale, Py_ssize_t outer_index, Py_ssize_t tile_start,
+    Py_ssize_t width, double* weight_sum, Py_ssize_t* bad_position,
+) noexcept nogil:
+    """_ce_label_rows for a class axis that is not last: logits (outer, C, inner),
+    one tile of ``width`` contiguous positions of one outer index, vectorised
+    across positions. Same formulas; the gradient may alias the logits."""
+    cdef Py_ssize_t base = outer_index * n_classes * inner + tile_start
+    cdef Py_ssize_t first = outer_index * inner + tile_start
+    cdef const floating* z = logits + base
+    cdef floating* g = grad_out + base if grad_out != NULL else NULL
+    cdef floating* h = hess_out + base if hess_out != NULL else NULL
+    cdef double col_max[FASTCE_COLS_TILE]
+    cdef double col_rest[FASTCE_COLS_TILE]
+    cdef double gap[FASTCE_COLS_TILE]
+    cdef double target_logit[FASTCE_COLS_TILE]
+    cdef double label_weight[FASTCE_COLS_TILE]
+    cdef double inv_sum[FASTCE_COLS_TILE]
+    cdef double prob_scale[FASTCE_COLS_TILE]
+    cdef double shift_scale[FASTCE_COLS_TILE]
+    cdef double hess_scale[FASTCE_COLS_TILE]
+    cdef double target_exp[FASTCE_COLS_TILE]
+    cdef int64_t label[FASTCE_COLS_TILE]
+    cdef bint active[FASTCE_COLS_TILE]
+    cdef Py_ssize_t w, c
+    cdef double uniform = smoothing / <double>n_classes, nll_factor, log_sum, loss
+    cdef double tile_loss = 0.0, tile_weight = 0.0, class_factor
+    bad_position[0] = -1
+    cols_max(z, inner, n_classes, width, col_max)
+    for w in range(width):
+        label[w] = target[first + w]
+        active[w] = _usable_label(label[w], ignore_index, n_classes, first + w, bad_position)
+        label_weight[w] = _label_weight(label[w], active[w], class_weight)
+        active[w] = active[w] and (label_weight[w] != 0.0 or smoothing != 0.0)
+        # read before the gradient overwrites the logits
+        target_logit[w] = z[label[w] * inner + w] if active[w] else 0.0
+        gap[w] = 0.0
+    if smoothing != 0.0:
+        for c in range(n_classes):
+            class_factor = class_weight[c] if class_weight != NULL else 1.0
+            if class_factor == 0.0:
+                continue
+            for w in range(width):
+                gap[w] += class_factor * (col_max[w] - z[c * inner + w])
+    cols_exp_rest(z, g, inner, n_classes, width, col_max, col_rest)
+    for w in range(width):
+        prob_scale[w] = 0.0
+        shift_scale[w] = 0.0
+        hess_scale[w] = 0.0
+        inv_sum[w] = 1.0 / (1.0 + col_rest[w])
+        if not active[w]:
+            if loss_out != NULL:
+                loss_out[first + w] = 0
+            continue
+        nll_factor = (1.0 - smoothing) * label_weight[w]
+        log_sum = log1p(col_rest[w])
+        loss = _label_loss(nll_factor, uniform, class_weight_total, col_max[w],
+                           target_logit[w], gap[w], log_sum)
+        tile_loss += loss
+        tile_weight += label_weight[w]
+        if loss_out != NULL:
+            loss_out[first + w] = <floating>loss
+        hess_scale[w] = grad_scale * (nll_factor + uniform * class_weight_total)
+        prob_scale[w] = hess_scale[w] * inv_sum[w]
+        shift_scale[w] = grad_scale * uniform
+        if g != NULL:
+            target_exp[w] = g[label[w] * inner + w]
+    if g != NULL:
+        if h != NULL:
+            cols_hessian(h, g, inner, n_classes, width, inv_sum, col_rest, hess_scale)
+        cols_scale(g, g, inner, n_classes, width, prob_scale, class_weight, shift_scale)
+        for w in range(width):
+            if active[w]:
+                g[label[w] * inner + w] = <floating>_label_target_grad(
+                    grad_scale, (1.0 - smoothing) * label_weight[w], uniform,
+                    class_weight_total, label_weight[w], target_exp[w], col_rest[w],
+                    inv_sum[w])
+                continue
+            # ignored position: exactly 0, even where its exps are NaN
+            for c in range(n_classes):
+                g[c * inner + w] = 0
+                if h != NULL:
+                    h[c * inner + w] = 0
+    weight_sum[0] = tile_weight
+    return tile_loss
+
+
+cdef object _run_ce_labels_cols(
+    const floating* logits, const int64_t* target, const floating* class_weight,
+    double class_weight_total, Py_ssize_t n_positions, Py_ssize_t n_classes,
+    Py_ssize_t inner, int64_t ignore_index, double smoothing, floating* loss_out,
+    floating* grad_out, floating* hess_out, double grad_scale, int n_threads,
+):
+    cdef Py_ssize_t outer = n_positions // inner
+    cdef Py_ssize_t tiles_per_outer = n_blocks_for(inner, FASTCE_COLS_TILE)
+    cdef Py_ssize_t n_units = outer * tiles_per_outer
+    cdef int threads = threads_for(n_positions * n_classes, n_threads)
+    cdef Py_ssize_t unit, outer_index, tile_start, bad
+    cdef double loss_total, weight_total
+    cdef BlockScratch scratch
+    if not scratch_alloc(&scratch, n_units):
+        scratch_free(&scratch)
+        raise MemoryError()
+    with nogil:
+        for unit in prange(n_units, num_threads=threads, schedule="static"):
+            outer_index = unit // tiles_per_outer
+            tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
+            scratch.loss[unit] = _ce_label_tile(
+                logits, target, class_weight, class_weight_total, n_classes, inner,
+                ignore_index, smoothing, loss_out, grad_out, hess_out, grad_scale,
+                outer_index, tile_start, min(<Py_ssize_t>FASTCE_COLS_TILE, inner - tile_start),
+                &scratch.weight[unit], &scratch.bad[unit])
+        loss_total = sum_in_block_order(scratch.loss, n_units)
+        weight_total = sum_in_block_order(scratch.weight, n_units)
+        bad = first_bad_position(scratch.bad, n_units)
+    scratch_free(&scratch)
+    return loss_total, weight_total, bad
+
+
 cdef object _run_ce_labels(
     const floating* logits, const int64_t* target, const floating* class_weight,
     double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
     int64_t ignore_index, double smoothing, floating* loss_out, floating* grad_out,
-    floating* hess_out, double grad_scale, int n_threads,
+    floating* hess_out, double grad_scale, int n_threads, Py_ssize_t inner,
 ):
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
@@ -416,6 +539,10 @@ cdef object _run_ce_labels(
     cdef Py_ssize_t block, start, stop, bad
     cdef double loss_total, weight_total
     cdef BlockScratch scratch
+    if inner > 1:
+        return _run_ce_labels_cols(logits, target, class_weight, class_weight_total, n_rows,
+                                   n_classes, inner, ignore_index, smoothing, loss_out,
+                                   grad_out, hess_out, grad_scale, n_threads)
     if _long_rows(n_rows, n_classes):
         return _run_ce_labels_long(logits, target, class_weight, class_weight_total, n_rows,
                                    n_classes, ignore_index, smoothing, loss_out, grad_out,
@@ -441,12 +568,15 @@ cdef object _run_ce_labels(
 def cross_entropy_labels(logits, target, class_weight, double class_weight_total,
                          Py_ssize_t n_classes, int64_t ignore_index, double smoothing,
                          loss_out, grad_out, double grad_scale, int n_threads,
-                         hess_out=None):
-    """Cross-entropy with class indices over C-contiguous (rows, n_classes) logits.
+                         hess_out=None, Py_ssize_t inner=1):
+    """Cross-entropy with class indices over C-contiguous logits, viewed as
+    (outer, n_classes, inner): rows of classes when ``inner`` is 1, torch's
+    (N, C, d1, ...) layout otherwise (read in place, no transposed copy).
 
-    ``target`` is int64 with one label per row; ``class_weight`` (C,), ``loss_out``
-    (rows,) and ``grad_out`` (logits' size) share the logits' dtype, or are None.
-    Returns ``(loss_sum, label_weight_sum, first_bad_row)``.
+    ``target`` is int64 with one label per position (outer * inner);
+    ``class_weight`` (C,), ``loss_out`` (one per position) and ``grad_out`` /
+    ``hess_out`` (logits' size, same layout) share the logits' dtype, or are None.
+    Returns ``(loss_sum, label_weight_sum, first_bad_position)``.
     """
     cdef int typenum = float_typenum(logits)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
@@ -461,15 +591,17 @@ def cross_entropy_labels(logits, target, class_weight, double class_weight_total
         raise ValueError("fastce internal error: the Hessian needs the gradient")
     if n_rows == 0:
         return 0.0, 0.0, -1
+    if inner < 1 or n_rows % inner:
+        raise ValueError("fastce internal error: inner does not divide the positions")
     if typenum == cnp.NPY_FLOAT32:
         return _run_ce_labels(<const float*>logits_ptr, <const int64_t*>target_ptr,
                               <const float*>weight_ptr, class_weight_total, n_rows, n_classes,
                               ignore_index, smoothing, <float*>loss_ptr, <float*>grad_ptr,
-                              <float*>hess_ptr, grad_scale, n_threads)
+                              <float*>hess_ptr, grad_scale, n_threads, inner)
     return _run_ce_labels(<const double*>logits_ptr, <const int64_t*>target_ptr,
                           <const double*>weight_ptr, class_weight_total, n_rows, n_classes,
                           ignore_index, smoothing, <double*>loss_ptr, <double*>grad_ptr,
-                          <double*>hess_ptr, grad_scale, n_threads)
+                          <double*>hess_ptr, grad_scale, n_threads, inner)
 
 
 cdef double _label_weight_rows(
@@ -698,6 +830,39 @@ cdef void _normalize_rows(
         run_start = run_stop
 
 
+cdef void _normalize_tile(int mode, const floating* x, floating* out, Py_ssize_t n_classes,
+                          Py_ssize_t inner, Py_ssize_t outer_index, Py_ssize_t tile_start,
+                          Py_ssize_t width) noexcept nogil:
+    """_normalize_rows for a class axis that is not last (see _ce_label_tile)."""
+    cdef Py_ssize_t base = outer_index * n_classes * inner + tile_start
+    cdef Py_ssize_t first = outer_index * inner + tile_start
+    cdef const floating* z = x + base
+    cdef double col_max[FASTCE_COLS_TILE]
+    cdef double col_rest[FASTCE_COLS_TILE]
+    cdef double per_position[FASTCE_COLS_TILE]
+    cdef double zeros[FASTCE_COLS_TILE]
+    cdef Py_ssize_t w
+    cols_max(z, inner, n_classes, width, col_max)
+    if mode == MODE_LOGSUMEXP:
+        cols_exp_rest(z, <floating*>NULL, inner, n_classes, width, col_max, col_rest)
+        for w in range(width):
+            out[first + w] = <floating>(col_max[w] if col_max[w] == -INFINITY
+                                        and col_rest[w] == col_rest[w]
+                                        else col_max[w] + log1p(col_rest[w]))
+    elif mode == MODE_LOG_SOFTMAX:
+        cols_exp_rest(z, <floating*>NULL, inner, n_classes, width, col_max, col_rest)
+        for w in range(width):
+            per_position[w] = log1p(col_rest[w])
+        cols_log_softmax(z, out + base, inner, n_classes, width, col_max, per_position)
+    else:
+        cols_exp_rest(z, out + base, inner, n_classes, width, col_max, col_rest)
+        for w in range(width):
+            per_position[w] = 1.0 / (1.0 + col_rest[w])
+            zeros[w] = 0.0
+        cols_scale(out + base, out + base, inner, n_classes, width, per_position,
+                   <floating*>NULL, zeros)
+
+
 cdef void _normalize_long_rows(int mode, const floating* x, floating* out, Py_ssize_t n_rows,
                                Py_ssize_t n_classes, int threads,
                                RowSegments* parts) noexcept nogil:
@@ -730,12 +895,21 @@ cdef void _normalize_long_rows(int mode, const floating* x, floating* out, Py_ss
 
 
 cdef int _run_normalize(int mode, const floating* x, floating* out, Py_ssize_t n_rows,
-                        Py_ssize_t n_classes, int n_threads) except -1 nogil:
+                        Py_ssize_t n_classes, int n_threads, Py_ssize_t inner) except -1 nogil:
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
-    cdef Py_ssize_t block, start, stop
+    cdef Py_ssize_t block, start, stop, unit, outer_index, tile_start
+    cdef Py_ssize_t tiles_per_outer = n_blocks_for(inner, FASTCE_COLS_TILE)
     cdef RowSegments parts
+    if inner > 1:
+        for unit in prange((n_rows // inner) * tiles_per_outer, num_threads=threads,
+                           schedule="static"):
+            outer_index = unit // tiles_per_outer
+            tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
+            _normalize_tile(mode, x, out, n_classes, inner, outer_index, tile_start,
+                            min(<Py_ssize_t>FASTCE_COLS_TILE, inner - tile_start))
+        return 0
     if _long_rows(n_rows, n_classes):
         if not segments_alloc(&parts, n_classes):
             segments_free(&parts)
@@ -751,9 +925,10 @@ cdef int _run_normalize(int mode, const floating* x, floating* out, Py_ssize_t n
     return 0
 
 
-def normalize(int mode, x, out, Py_ssize_t n_classes, int n_threads):
-    """log_softmax / softmax (``out`` of x's size) or logsumexp (``out``: one value
-    per row) of each row of C-contiguous ``x`` with ``n_classes`` per row."""
+def normalize(int mode, x, out, Py_ssize_t n_classes, int n_threads, Py_ssize_t inner=1):
+    """log_softmax / softmax (``out`` of x's size and layout) or logsumexp
+    (``out``: one value per position) of C-contiguous ``x`` viewed as
+    (outer, n_classes, inner); ``inner`` 1 is rows of classes."""
     cdef int typenum = float_typenum(x)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
@@ -762,10 +937,12 @@ def normalize(int mode, x, out, Py_ssize_t n_classes, int n_threads):
                                     n_rows if mode == MODE_LOGSUMEXP else size, True)
     if n_rows == 0:
         return
+    if inner < 1 or n_rows % inner:
+        raise ValueError("fastce internal error: inner does not divide the positions")
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _run_normalize(mode, <const float*>x_ptr, <float*>out_ptr, n_rows, n_classes,
-                           n_threads)
+                           n_threads, inner)
         else:
             _run_normalize(mode, <const double*>x_ptr, <double*>out_ptr, n_rows, n_classes,
-                           n_threads)
+                           n_threads, inner)

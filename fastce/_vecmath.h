@@ -382,6 +382,9 @@ FASTCE_DEFINE_BINARY_MATH(double, f64, fastce_exp, fastce_log1p_unit)
 
 #define FASTCE_BINARY_CHUNK 256
 
+/* Positions processed together by the column kernels (class axis not last). */
+#define FASTCE_COLS_TILE 64
+
 /* The elementwise loop of a binary loss over one chunk, for a constant kind
  * so that fastce_binary_point folds to one formula. Invalid elements and
  * zero weights contribute exactly 0; `invalid` counts the former, and the
@@ -505,6 +508,124 @@ static inline void fastce_row_hessian_##SUFFIX(T *hess, const T *exp_row,       
         double prob = (double)exp_row[c] * inv_sum;                                 \
         double complement = exp_row[c] == (T)1 ? rest * inv_sum : 1.0 - prob;       \
         hess[c] = (T)(scale * prob * complement);                                   \
+    }                                                                               \
+}                                                                                   \
+                                                                                    \
+/* Column kernels: a class axis that is not the last one, as in torch's     */ \
+/* (N, C, d1, ...) layout. For one n, z[c * class_stride + w] holds class c */ \
+/* at position w; a tile of `width` contiguous positions is processed at   */ \
+/* once, vectorised across positions, with per-position max / rest arrays.  */ \
+/* Same rules as the row kernels (max, ties, exps in the row's own type).  */ \
+static inline void fastce_cols_max_##SUFFIX(const T *z, ptrdiff_t class_stride,       \
+                                            ptrdiff_t n_classes, ptrdiff_t width,   \
+                                            double *col_max)                        \
+{                                                                                   \
+    T best[FASTCE_COLS_TILE];                                                       \
+    for (ptrdiff_t w = 0; w < width; ++w)                                           \
+        best[w] = -INFINITY;                                                        \
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {                                     \
+        const T *z_c = z + c * class_stride;                                        \
+        FASTCE_SIMD                                                                 \
+        for (ptrdiff_t w = 0; w < width; ++w)                                       \
+            best[w] = z_c[w] > best[w] ? z_c[w] : best[w];                          \
+    }                                                                               \
+    for (ptrdiff_t w = 0; w < width; ++w)                                           \
+        col_max[w] = (double)best[w];                                               \
+}                                                                                   \
+                                                                                    \
+static inline void fastce_cols_exp_rest_##SUFFIX(const T *z, T *exp_out,             \
+                                                 ptrdiff_t class_stride,            \
+                                                 ptrdiff_t n_classes,               \
+                                                 ptrdiff_t width,                   \
+                                                 const double *col_max,             \
+                                                 double *col_rest)                  \
+{                                                                                   \
+    T best[FASTCE_COLS_TILE];                                                       \
+    double n_at_max[FASTCE_COLS_TILE];                                              \
+    for (ptrdiff_t w = 0; w < width; ++w) {                                         \
+        best[w] = (T)col_max[w];                                                    \
+        col_rest[w] = 0.0;                                                          \
+        n_at_max[w] = 0.0;                                                          \
+    }                                                                               \
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {                                     \
+        const T *z_c = z + c * class_stride;                                        \
+        T *exp_c = exp_out != NULL ? exp_out + c * class_stride : NULL;             \
+        if (exp_c != NULL) {                                                        \
+            FASTCE_SIMD                                                             \
+            for (ptrdiff_t w = 0; w < width; ++w) {                                 \
+                T value = z_c[w];                                                   \
+                T scaled = fastce_row_exp_##SUFFIX(value - best[w]);                \
+                exp_c[w] = scaled;                                                  \
+                int at_max = value == best[w];                                      \
+                n_at_max[w] += at_max ? 1.0 : 0.0;                                  \
+                col_rest[w] += at_max ? 0.0 : (double)scaled;                       \
+            }                                                                       \
+        } else {                                                                    \
+            FASTCE_SIMD                                                             \
+            for (ptrdiff_t w = 0; w < width; ++w) {                                 \
+                T value = z_c[w];                                                   \
+                T scaled = fastce_row_exp_##SUFFIX(value - best[w]);                \
+                int at_max = value == best[w];                                      \
+                n_at_max[w] += at_max ? 1.0 : 0.0;                                  \
+                col_rest[w] += at_max ? 0.0 : (double)scaled;                       \
+            }                                                                       \
+        }                                                                           \
+    }                                                                               \
+    for (ptrdiff_t w = 0; w < width; ++w)                                           \
+        col_rest[w] += n_at_max[w] - 1.0;                                           \
+}                                                                                   \
+                                                                                    \
+/* out[c, w] = in[c, w] * scale[w] - shift_c * shift_scale[w], shift_c = 1  */   \
+/* without class weights; in may be out.                                    */   \
+static inline void fastce_cols_scale_##SUFFIX(T *out, const T *in,                   \
+                                              ptrdiff_t class_stride,               \
+                                              ptrdiff_t n_classes, ptrdiff_t width, \
+                                              const double *scale, const T *shift,  \
+                                              const double *shift_scale)            \
+{                                                                                   \
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {                                     \
+        T *out_c = out + c * class_stride;                                          \
+        const T *in_c = in + c * class_stride;                                      \
+        double shift_c = shift != NULL ? (double)shift[c] : 1.0;                    \
+        FASTCE_SIMD                                                                 \
+        for (ptrdiff_t w = 0; w < width; ++w)                                       \
+            out_c[w] = (T)((double)in_c[w] * scale[w] - shift_c * shift_scale[w]);  \
+    }                                                                               \
+}                                                                                   \
+                                                                                    \
+static inline void fastce_cols_log_softmax_##SUFFIX(const T *z, T *out,              \
+                                                    ptrdiff_t class_stride,         \
+                                                    ptrdiff_t n_classes,            \
+                                                    ptrdiff_t width,                \
+                                                    const double *col_max,          \
+                                                    const double *log_sum)          \
+{                                                                                   \
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {                                     \
+        const T *z_c = z + c * class_stride;                                        \
+        T *out_c = out + c * class_stride;                                          \
+        FASTCE_SIMD                                                                 \
+        for (ptrdiff_t w = 0; w < width; ++w)                                       \
+            out_c[w] = (T)(((double)z_c[w] - col_max[w]) - log_sum[w]);             \
+    }                                                                               \
+}                                                                                   \
+                                                                                    \
+static inline void fastce_cols_hessian_##SUFFIX(T *hess, const T *exp_in,            \
+                                                ptrdiff_t class_stride,             \
+                                                ptrdiff_t n_classes,                \
+                                                ptrdiff_t width,                    \
+                                                const double *inv_sum,              \
+                                                const double *rest,                 \
+                                                const double *scale)                \
+{                                                                                   \
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {                                     \
+        const T *exp_c = exp_in + c * class_stride;                                 \
+        T *hess_c = hess + c * class_stride;                                        \
+        FASTCE_SIMD                                                                 \
+        for (ptrdiff_t w = 0; w < width; ++w) {                                     \
+            double prob = (double)exp_c[w] * inv_sum[w];                            \
+            double complement = exp_c[w] == (T)1 ? rest[w] * inv_sum[w] : 1.0 - prob; \
+            hess_c[w] = (T)(scale[w] * prob * complement);                          \
+        }                                                                           \
     }                                                                               \
 }                                                                                   \
                                                                                     \

@@ -32,6 +32,34 @@ cdef extern from "_vecmath.h" nogil:
                                 double inv_sum, double rest, double scale) noexcept
     void fastce_row_hessian_f64(double* hess, const double* exp_row, Py_ssize_t n_classes,
                                 double inv_sum, double rest, double scale) noexcept
+    void fastce_cols_max_f32(const float* z, Py_ssize_t class_stride, Py_ssize_t n_classes,
+                            Py_ssize_t width, double* col_max) noexcept
+    void fastce_cols_exp_rest_f32(const float* z, float* exp_out, Py_ssize_t class_stride,
+                                 Py_ssize_t n_classes, Py_ssize_t width,
+                                 const double* col_max, double* col_rest) noexcept
+    void fastce_cols_scale_f32(float* out, const float* inp, Py_ssize_t class_stride,
+                              Py_ssize_t n_classes, Py_ssize_t width, const double* scale,
+                              const float* shift, const double* shift_scale) noexcept
+    void fastce_cols_log_softmax_f32(const float* z, float* out, Py_ssize_t class_stride,
+                                    Py_ssize_t n_classes, Py_ssize_t width,
+                                    const double* col_max, const double* log_sum) noexcept
+    void fastce_cols_hessian_f32(float* hess, const float* exp_in, Py_ssize_t class_stride,
+                                Py_ssize_t n_classes, Py_ssize_t width, const double* inv_sum,
+                                const double* rest, const double* scale) noexcept
+    void fastce_cols_max_f64(const double* z, Py_ssize_t class_stride, Py_ssize_t n_classes,
+                            Py_ssize_t width, double* col_max) noexcept
+    void fastce_cols_exp_rest_f64(const double* z, double* exp_out, Py_ssize_t class_stride,
+                                 Py_ssize_t n_classes, Py_ssize_t width,
+                                 const double* col_max, double* col_rest) noexcept
+    void fastce_cols_scale_f64(double* out, const double* inp, Py_ssize_t class_stride,
+                              Py_ssize_t n_classes, Py_ssize_t width, const double* scale,
+                              const double* shift, const double* shift_scale) noexcept
+    void fastce_cols_log_softmax_f64(const double* z, double* out, Py_ssize_t class_stride,
+                                    Py_ssize_t n_classes, Py_ssize_t width,
+                                    const double* col_max, const double* log_sum) noexcept
+    void fastce_cols_hessian_f64(double* hess, const double* exp_in, Py_ssize_t class_stride,
+                                Py_ssize_t n_classes, Py_ssize_t width, const double* inv_sum,
+                                const double* rest, const double* scale) noexcept
     void fastce_rows_exp_rest_f32(const float* z, float* exp_out, Py_ssize_t n_rows,
                                   Py_ssize_t n_classes, double* row_max,
                                   double* row_rest) noexcept
@@ -94,6 +122,7 @@ cdef extern from "_vecmath.h" nogil:
         FASTCE_LOG_SIGMOID
         FASTCE_FOCAL
         FASTCE_BINARY_CHUNK
+        FASTCE_COLS_TILE
         FASTCE_ENTROPY
         FASTCE_KL
         FASTCE_JS
@@ -149,3 +178,52 @@ cdef inline double row_exp_sum(const floating* z__c, floating* exp__c, Py_ssize_
         return fastce_row_exp_sum_f32(z__c, exp__c, n_classes, best, n_at_max)
     else:
         return fastce_row_exp_sum_f64(z__c, exp__c, n_classes, best, n_at_max)
+
+
+# Column kernels (class axis not last): see _vecmath.h.
+cdef inline void cols_max(const floating* z, Py_ssize_t class_stride, Py_ssize_t n_classes,
+                          Py_ssize_t width, double* col_max) noexcept nogil:
+    if floating is float:
+        fastce_cols_max_f32(z, class_stride, n_classes, width, col_max)
+    else:
+        fastce_cols_max_f64(z, class_stride, n_classes, width, col_max)
+
+
+cdef inline void cols_exp_rest(const floating* z, floating* exp_out, Py_ssize_t class_stride,
+                               Py_ssize_t n_classes, Py_ssize_t width, const double* col_max,
+                               double* col_rest) noexcept nogil:
+    if floating is float:
+        fastce_cols_exp_rest_f32(z, exp_out, class_stride, n_classes, width, col_max, col_rest)
+    else:
+        fastce_cols_exp_rest_f64(z, exp_out, class_stride, n_classes, width, col_max, col_rest)
+
+
+cdef inline void cols_scale(floating* out, const floating* inp, Py_ssize_t class_stride,
+                            Py_ssize_t n_classes, Py_ssize_t width, const double* scale,
+                            const floating* shift, const double* shift_scale) noexcept nogil:
+    if floating is float:
+        fastce_cols_scale_f32(out, inp, class_stride, n_classes, width, scale, shift,
+                              shift_scale)
+    else:
+        fastce_cols_scale_f64(out, inp, class_stride, n_classes, width, scale, shift,
+                              shift_scale)
+
+
+cdef inline void cols_log_softmax(const floating* z, floating* out, Py_ssize_t class_stride,
+                                  Py_ssize_t n_classes, Py_ssize_t width,
+                                  const double* col_max, const double* log_sum) noexcept nogil:
+    if floating is float:
+        fastce_cols_log_softmax_f32(z, out, class_stride, n_classes, width, col_max, log_sum)
+    else:
+        fastce_cols_log_softmax_f64(z, out, class_stride, n_classes, width, col_max, log_sum)
+
+
+cdef inline void cols_hessian(floating* hess, const floating* exp_in, Py_ssize_t class_stride,
+                              Py_ssize_t n_classes, Py_ssize_t width, const double* inv_sum,
+                              const double* rest, const double* scale) noexcept nogil:
+    if floating is float:
+        fastce_cols_hessian_f32(hess, exp_in, class_stride, n_classes, width, inv_sum, rest,
+                                scale)
+    else:
+        fastce_cols_hessian_f64(hess, exp_in, class_stride, n_classes, width, inv_sum, rest,
+                                scale)

@@ -1,9 +1,11 @@
 """The softmax family: cross-entropy, log_softmax, softmax and logsumexp.
 
-Classes lie along ``axis`` (default -1). The kernels in ``_softmax.pyx`` work
-on C-contiguous (rows, classes) arrays. When ``axis`` is not the last axis, or
-the input is not C-contiguous, the input is copied once into that layout (and
-the gradient moved back); this is stated in each docstring.
+Classes lie along ``axis`` (default -1). The kernels in ``_softmax.pyx`` read
+C-contiguous logits as (outer, classes, inner): rows of classes when the class
+axis is last, torch's (N, C, d1, ...) layout otherwise, without a transposed
+copy. Only probability targets with a class axis other than the last are
+copied into row order (stated in the docstring); a non-C-contiguous input is
+copied once.
 """
 import numpy as np
 
@@ -48,9 +50,8 @@ def _class_labels(target, logits_shape, axis, n_classes, ignore_index):
 
 
 def _grad_in_caller_layout(grad_rows, axis, grad_out):
-    """The gradient in the logits' layout; ``grad_out`` when one was given."""
-    if axis == grad_rows.ndim - 1:
-        return grad_rows  # already grad_out when one was given
+    """A gradient computed with the class axis last, moved back to ``axis``;
+    copied into ``grad_out`` when one was given."""
     grad = np.moveaxis(grad_rows, -1, axis)
     if grad_out is None:
         return grad
@@ -94,8 +95,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
 
     Notes
     -----
-    With ``axis`` other than the last, or a non-C-contiguous ``logits``, the
-    logits are copied once into (rows, classes) order. A zero class weight removes
+    Class indices read the logits in place for any ``axis`` (torch's spatial
+    (N, C, d1, ...) layout included); probability targets with a class axis other
+    than the last are copied once into (rows, classes) order, and so is a
+    non-C-contiguous ``logits``. A zero class weight removes
     its samples' (or classes') terms exactly, where torch could produce 0*inf = NaN.
     With "mean" and ``return_grad``, the sum of w[target] needed to scale the
     gradient is taken from the labels (N integers) before the fused pass.
@@ -119,22 +122,32 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
             raise ValueError(f"weight must have shape ({n_classes},) (one per class), "
                              f"got {np.shape(weight)}")
         class_weight = check_small_weight(weight, "weight", x.dtype)
-    rows, moved_shape = _rows_view(x, class_axis)
-    n_rows = x.size // n_classes if n_classes else int(np.prod(moved_shape[:-1]))
+    integer_target = target_array.dtype.kind in "iu"
+    if return_hessian and not integer_target:
+        raise ValueError("return_hessian=True needs integer class targets; probability "
+                         "targets have no diagonal-Hessian form here")
+    if integer_target:
+        # Class indices read the logits in place whatever the class axis: the
+        # column kernels take torch's (N, C, d1, ...) layout as it is.
+        rows, kernel_shape, in_caller_layout = x, x.shape, True
+        inner = int(np.prod(x.shape[class_axis + 1:], dtype=np.int64))
+        loss_shape = x.shape[:class_axis] + x.shape[class_axis + 1:]
+    else:
+        rows, kernel_shape = _rows_view(x, class_axis)
+        in_caller_layout = class_axis == x.ndim - 1
+        inner, loss_shape = 1, kernel_shape[:-1]
+    n_rows = int(np.prod(loss_shape, dtype=np.int64))
     grad_rows = None
     if return_grad:
         if grad_out is not None:
             output_array(grad_out, x.shape, x.dtype, "grad_out")
         # Write straight into grad_out when its layout is the kernel's.
-        if class_axis == x.ndim - 1:
+        if in_caller_layout:
             grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
         else:
-            grad_rows = np.empty(moved_shape, dtype=x.dtype)
-    loss_rows = np.empty(moved_shape[:-1], dtype=x.dtype) if reduction == "none" else None
-    hess_rows = np.empty(moved_shape, dtype=x.dtype) if return_hessian else None
-    if return_hessian and target_array.dtype.kind not in "iu":
-        raise ValueError("return_hessian=True needs integer class targets; probability "
-                         "targets have no diagonal-Hessian form here")
+            grad_rows = np.empty(kernel_shape, dtype=x.dtype)
+    loss_rows = np.empty(loss_shape, dtype=x.dtype) if reduction == "none" else None
+    hess_rows = np.empty(kernel_shape, dtype=x.dtype) if return_hessian else None
 
     if target_array.dtype.kind in "iu":
         labels = _class_labels(target_array, x.shape, class_axis, n_classes, ignore_index)
@@ -163,7 +176,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         else:
             total, label_weight_sum, bad = _softmax.cross_entropy_labels(
                 rows, labels, class_weight, weight_total, n_classes, ignore, smoothing,
-                loss_rows, grad_rows, grad_scale, threads, hess_rows)
+                loss_rows, grad_rows, grad_scale, threads, hess_rows, inner)
         if bad >= 0:
             _raise_bad_label(labels, bad, target_array.shape, n_classes)
         if denominator is None:
@@ -187,7 +200,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
             loss_rows.fill(0)
         if bad >= 0:
             row, cls = divmod(bad, n_classes)
-            position = describe_position(row, moved_shape[:-1])
+            position = describe_position(row, kernel_shape[:-1])
             position = position[:class_axis] + (cls,) + position[class_axis:]
             raise ValueError(
                 "target probabilities must be finite and non-negative; got "
@@ -203,9 +216,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         loss = finish_reduction(total, reduction, denominator)
     if not return_grad:
         return loss
-    grad = _grad_in_caller_layout(grad_rows, class_axis, grad_out)
+    grad = grad_rows if in_caller_layout else _grad_in_caller_layout(grad_rows, class_axis,
+                                                                     grad_out)
     if return_hessian:
-        return loss, grad, _grad_in_caller_layout(hess_rows, class_axis, None)
+        return loss, grad, hess_rows
     return loss, grad
 
 
@@ -218,27 +232,26 @@ def _raise_bad_label(labels, bad_row, target_shape, n_classes):
 
 
 def _normalize(mode, x, axis, out, n_threads, out_is_rows):
+    """log_softmax/softmax/logsumexp along ``axis``, read in place: a class axis
+    that is not last goes to the column kernels, (outer, C, inner) as it is."""
     array = as_data(x, "x")
     if array.ndim == 0:
         raise ValueError("x must have at least one dimension")
     class_axis = normalize_axis(axis, array.ndim)
     threads = resolve_threads(n_threads)
-    rows, moved_shape = _rows_view(array, class_axis)
-    n_classes = moved_shape[-1]
+    n_classes = array.shape[class_axis]
+    inner = int(np.prod(array.shape[class_axis + 1:], dtype=np.int64))
     if out_is_rows:
         result = output_array(out, array.shape, array.dtype, "out")
-        direct = class_axis == array.ndim - 1
-        target = result if direct else np.empty(moved_shape, dtype=array.dtype)
-        _softmax.normalize(mode, rows, target, n_classes, threads)
-        if not direct:
-            np.copyto(result, np.moveaxis(target, -1, class_axis))
+        _softmax.normalize(mode, array, result, n_classes, threads, inner)
         return result
-    # logsumexp: one value per row; an empty class axis sums to 0, so -inf.
+    # logsumexp: one value per position; an empty class axis sums to 0, so -inf.
+    shape = array.shape[:class_axis] + array.shape[class_axis + 1:]
     if n_classes == 0:
-        result = np.full(moved_shape[:-1], -np.inf, dtype=array.dtype)
+        result = np.full(shape, -np.inf, dtype=array.dtype)
     else:
-        result = np.empty(moved_shape[:-1], dtype=array.dtype)
-        _softmax.normalize(mode, rows, result, n_classes, threads)
+        result = np.empty(shape, dtype=array.dtype)
+        _softmax.normalize(mode, array, result, n_classes, threads, inner)
     return result[()] if result.ndim == 0 else result
 
 
@@ -246,8 +259,8 @@ def log_softmax(x, *, axis=-1, out=None, n_threads=None):
     """log softmax along ``axis``: z - max - log1p(sum exp(z - max) - 1), stable.
 
     A row of all -inf has no distribution and gives NaN (as SciPy). ``out`` (the
-    input's shape and compute dtype, C-contiguous) may be ``x`` itself. A class
-    axis other than the last is copied once into row order.
+    input's shape and compute dtype, C-contiguous) may be ``x`` itself. Any class
+    axis is read in place (no transposed copy); a non-C-contiguous ``x`` is copied.
     """
     return _normalize(_softmax.LOG_SOFTMAX, x, axis, out, n_threads, True)
 
