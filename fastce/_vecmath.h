@@ -383,7 +383,7 @@ FASTCE_DEFINE_BINARY_MATH(double, f64, fastce_exp, fastce_log1p_unit)
 #define FASTCE_BINARY_CHUNK 256
 
 /* Positions processed together by the column kernels (class axis not last). */
-#define FASTCE_COLS_TILE 64
+#define FASTCE_COLS_TILE 256
 
 /* The elementwise loop of a binary loss over one chunk, for a constant kind
  * so that fastce_binary_point folds to one formula. Invalid elements and
