@@ -76,7 +76,7 @@ def _measure(kind, arrays, names, axis, base, reduction, n_threads):
         _raise_bad_probability(bad, rows, names, moved_shape, class_axis)
     if reduction == "none":
         return values[()] if values.ndim == 0 else values
-    return finish_reduction(total, reduction, int(np.prod(moved_shape[:-1])))
+    return finish_reduction(total, reduction, math.prod(moved_shape[:-1]))
 
 
 def entropy(p, *, axis=-1, base=None, reduction="none", n_threads=None):
@@ -140,7 +140,7 @@ def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_gr
     rows, target_rows = _rows(x, class_axis), _rows(target, class_axis)
     moved_shape = rows.shape
     n_classes = moved_shape[-1]
-    n_rows = int(np.prod(moved_shape[:-1]))
+    n_rows = math.prod(moved_shape[:-1])
     grad_rows = None
     if return_grad:
         if grad_out is not None:

@@ -7,6 +7,8 @@ copy. Only probability targets with a class axis other than the last are
 copied into row order (stated in the docstring); a non-C-contiguous input is
 copied once.
 """
+import math
+
 import numpy as np
 
 from fastce._dispatch import kernels
@@ -130,13 +132,13 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         # Class indices read the logits in place whatever the class axis: the
         # column kernels take torch's (N, C, d1, ...) layout as it is.
         rows, kernel_shape, in_caller_layout = x, x.shape, True
-        inner = int(np.prod(x.shape[class_axis + 1:], dtype=np.int64))
+        inner = math.prod(x.shape[class_axis + 1:])
         loss_shape = x.shape[:class_axis] + x.shape[class_axis + 1:]
     else:
         rows, kernel_shape = _rows_view(x, class_axis)
         in_caller_layout = class_axis == x.ndim - 1
         inner, loss_shape = 1, kernel_shape[:-1]
-    n_rows = int(np.prod(loss_shape, dtype=np.int64))
+    n_rows = math.prod(loss_shape)
     grad_rows = None
     if return_grad:
         if grad_out is not None:
@@ -240,7 +242,7 @@ def _normalize(mode, x, axis, out, n_threads, out_is_rows):
     class_axis = normalize_axis(axis, array.ndim)
     threads = resolve_threads(n_threads)
     n_classes = array.shape[class_axis]
-    inner = int(np.prod(array.shape[class_axis + 1:], dtype=np.int64))
+    inner = math.prod(array.shape[class_axis + 1:])
     if out_is_rows:
         result = output_array(out, array.shape, array.dtype, "out")
         _softmax.normalize(mode, array, result, n_classes, threads, inner)
