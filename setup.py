@@ -91,7 +91,7 @@ if IS_X86 and not is_msvc:
 else:
     SIMD_VARIANTS = {"baseline": []}
 
-KERNEL_MODULES = ["_binary", "_softmax"]
+KERNEL_MODULES = ["_binary", "_softmax", "_linear"]
 
 
 def variant_source(module, variant):

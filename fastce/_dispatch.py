@@ -1,6 +1,6 @@
 """Pick the SIMD build of the kernel modules at import.
 
-setup.py compiles each kernel module (``_binary``, ``_softmax``) from ONE
+setup.py compiles each kernel module (``_binary``, ``_softmax``, ``_linear``) from ONE
 source in several variants: ``baseline`` (x86-64-v2 on x86, the compiler's
 default elsewhere), ``avx2`` (AVX2 + FMA) and ``avx512`` (AVX-512 F/DQ/BW/VL,
 512-bit vectors). The best one the CPU supports is imported;
@@ -12,12 +12,13 @@ import os
 from fastce import _config
 
 VARIANTS = ("avx512", "avx2", "baseline")
+FAMILIES = ("_binary", "_softmax", "_linear")
 
 
 def _built(variant):
     try:
-        importlib.import_module(f"fastce._softmax_{variant}")
-        importlib.import_module(f"fastce._binary_{variant}")
+        for family in FAMILIES:
+            importlib.import_module(f"fastce.{family}_{variant}")
     except ImportError:
         return False
     return True
@@ -54,5 +55,5 @@ VARIANT = select_variant()
 
 
 def kernels(family):
-    """The kernel module of ``family`` ("_binary" or "_softmax") for VARIANT."""
+    """The kernel module of ``family`` (one of FAMILIES) for VARIANT."""
     return importlib.import_module(f"fastce.{family}_{VARIANT}")

@@ -629,6 +629,35 @@ static inline void fastce_cols_hessian_##SUFFIX(T *hess, const T *exp_in,       
     }                                                                               \
 }                                                                                   \
                                                                                     \
+/* Linear models: x . w and acc += a x, in double (the reduction lets GCC  */ \
+/* vectorise the dot product; its order is fixed by the code).             */ \
+static inline double fastce_dot_##SUFFIX(const T *x, const T *w, ptrdiff_t n)       \
+{                                                                                   \
+    double total = 0.0;                                                             \
+    FASTCE_SIMD_REDUCTION(+ : total)                                                \
+    for (ptrdiff_t j = 0; j < n; ++j)                                               \
+        total += (double)x[j] * (double)w[j];                                       \
+    return total;                                                                   \
+}                                                                                   \
+                                                                                    \
+static inline double fastce_dot_mixed_##SUFFIX(const T *x, const double *w,         \
+                                               ptrdiff_t n)                         \
+{                                                                                   \
+    double total = 0.0;                                                             \
+    FASTCE_SIMD_REDUCTION(+ : total)                                                \
+    for (ptrdiff_t j = 0; j < n; ++j)                                               \
+        total += (double)x[j] * w[j];                                               \
+    return total;                                                                   \
+}                                                                                   \
+                                                                                    \
+static inline void fastce_axpy_##SUFFIX(double *acc, double a, const T *x,           \
+                                        ptrdiff_t n)                                \
+{                                                                                   \
+    FASTCE_SIMD                                                                     \
+    for (ptrdiff_t j = 0; j < n; ++j)                                               \
+        acc[j] += a * (double)x[j];                                                 \
+}                                                                                   \
+                                                                                    \
 static inline void fastce_rows_exp_rest_##SUFFIX(const T *z, T *exp_out,            \
                                                  ptrdiff_t n_rows,                  \
                                                  ptrdiff_t n_classes,               \

@@ -60,6 +60,12 @@ cdef extern from "_vecmath.h" nogil:
     void fastce_cols_hessian_f64(double* hess, const double* exp_in, Py_ssize_t class_stride,
                                 Py_ssize_t n_classes, Py_ssize_t width, const double* inv_sum,
                                 const double* rest, const double* scale) noexcept
+    double fastce_dot_f32(const float* x, const float* w, Py_ssize_t n) noexcept
+    double fastce_dot_mixed_f32(const float* x, const double* w, Py_ssize_t n) noexcept
+    void fastce_axpy_f32(double* acc, double a, const float* x, Py_ssize_t n) noexcept
+    double fastce_dot_f64(const double* x, const double* w, Py_ssize_t n) noexcept
+    double fastce_dot_mixed_f64(const double* x, const double* w, Py_ssize_t n) noexcept
+    void fastce_axpy_f64(double* acc, double a, const double* x, Py_ssize_t n) noexcept
     void fastce_rows_exp_rest_f32(const float* z, float* exp_out, Py_ssize_t n_rows,
                                   Py_ssize_t n_classes, double* row_max,
                                   double* row_rest) noexcept
@@ -128,6 +134,9 @@ cdef extern from "_vecmath.h" nogil:
         FASTCE_JS
         FASTCE_CATEGORICAL_CE
     double fastce_information_term(int kind, double p, double q) noexcept
+    double fastce_binary_point_f64(int kind, double x, double target, double pos_weight,
+                                   double alpha, double gamma, double* grad,
+                                   double* curv) noexcept
     bint fastce_is_valid_weight(double w) noexcept
     bint fastce_binary_valid(int kind, double x, double target, double weight) noexcept
     double fastce_binary_chunk_f32(int kind, const float* x, const float* y, const float* w,
@@ -227,3 +236,25 @@ cdef inline void cols_hessian(floating* hess, const floating* exp_in, Py_ssize_t
     else:
         fastce_cols_hessian_f64(hess, exp_in, class_stride, n_classes, width, inv_sum, rest,
                                 scale)
+
+
+# Linear models.
+cdef inline double dot(const floating* x, const floating* w, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fastce_dot_f32(x, w, n)
+    else:
+        return fastce_dot_f64(x, w, n)
+
+
+cdef inline double dot_mixed(const floating* x, const double* w, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fastce_dot_mixed_f32(x, w, n)
+    else:
+        return fastce_dot_mixed_f64(x, w, n)
+
+
+cdef inline void axpy(double* acc, double a, const floating* x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        fastce_axpy_f32(acc, a, x, n)
+    else:
+        fastce_axpy_f64(acc, a, x, n)

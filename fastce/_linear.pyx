@@ -1,0 +1,192 @@
+"""Array loops of fastce.linear: the logistic-regression objective and its
+gradient in ONE pass over X.
+
+Each row's margin z = x.w + b, loss and residual r = sigmoid(z) - y are
+formed while the row is in cache, and sw r x is added to the gradient of the
+row's chunk right away, so X is read once (NumPy's version reads it twice,
+X w and then X^T r). Rows are split into a number of chunks that depends on
+the shape only; each chunk keeps float64 partial sums and its own gradient,
+combined in chunk order: the result is bitwise the same for every thread
+count. The per-element loss is the binary family's (_vecmath.h).
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free
+
+from fastce._arrays cimport array_data, float_typenum
+from fastce._vecmath cimport (
+    FASTCE_BCE_LOGITS, axpy, dot, dot_mixed, fastce_binary_point_f64, fastce_is_valid_weight,
+)
+
+# The numpy C-API table (PyArray_SIZE & co. in _arrays.pxd go through it).
+cnp.import_array()
+
+cdef enum:
+    # Rows of an F-ordered X handled together: their margins are built one
+    # feature column at a time, then the gradient reads the same (cached) rows.
+    COLUMN_BLOCK_ROWS = 256
+    MAX_CHUNKS = 64
+    MIN_CHUNK_ROWS = 1024
+
+
+cdef inline double _row_term(double margin, double label, double weight, double* residual,
+                             Py_ssize_t row, Py_ssize_t* bad_row) noexcept nogil:
+    """sw * l(z, y) and, in residual, sw * (sigmoid(z) - y); 0 for a bad row."""
+    cdef double slope, curvature, loss
+    if not ((label == 0.0 or label == 1.0) and fastce_is_valid_weight(weight)):
+        if bad_row[0] < 0:
+            bad_row[0] = row
+        residual[0] = 0.0
+        return 0.0
+    if weight == 0.0:
+        residual[0] = 0.0
+        return 0.0
+    loss = fastce_binary_point_f64(FASTCE_BCE_LOGITS, margin, label, 1.0, 0.0, 0.0, &slope,
+                                   &curvature)
+    residual[0] = weight * slope
+    return weight * loss
+
+
+cdef void _logistic_chunk(
+    const floating* X, bint f_order, const floating* data, const int64_t* indices,
+    const int64_t* indptr, Py_ssize_t n_samples, Py_ssize_t n_features,
+    const floating* y, const floating* sample_weight, const floating* coef, double intercept,
+    double* grad, Py_ssize_t start, Py_ssize_t stop, double* sums, Py_ssize_t* bad_row,
+) noexcept nogil:
+    """Rows [start, stop). sums = (sum sw l, sum sw, sum sw r); grad += sum sw r x."""
+    cdef Py_ssize_t row, j, k, block_start, block_rows, b
+    cdef double margin, residual, weight, coef_j
+    cdef double loss_sum = 0.0, weight_sum = 0.0, residual_sum = 0.0
+    cdef double margins[COLUMN_BLOCK_ROWS]
+    cdef double residuals[COLUMN_BLOCK_ROWS]
+    cdef const floating* column
+    bad_row[0] = -1
+    if f_order:
+        block_start = start
+        while block_start < stop:
+            block_rows = min(<Py_ssize_t>COLUMN_BLOCK_ROWS, stop - block_start)
+            for b in range(block_rows):
+                margins[b] = intercept
+            for j in range(n_features):
+                column = X + j * n_samples + block_start
+                coef_j = coef[j]
+                for b in range(block_rows):
+                    margins[b] += <double>column[b] * coef_j
+            for b in range(block_rows):
+                row = block_start + b
+                weight = sample_weight[row] if sample_weight != NULL else 1.0
+                loss_sum += _row_term(margins[b], y[row], weight, &residuals[b], row, bad_row)
+                weight_sum += weight
+                residual_sum += residuals[b]
+            if grad != NULL:
+                for j in range(n_features):
+                    grad[j] += dot_mixed(X + j * n_samples + block_start, residuals, block_rows)
+            block_start += block_rows
+    else:
+        for row in range(start, stop):
+            if data != NULL:
+                margin = intercept
+                for k in range(indptr[row], indptr[row + 1]):
+                    margin += <double>data[k] * coef[indices[k]]
+            else:
+                margin = intercept + dot(X + row * n_features, coef, n_features)
+            weight = sample_weight[row] if sample_weight != NULL else 1.0
+            loss_sum += _row_term(margin, y[row], weight, &residual, row, bad_row)
+            weight_sum += weight
+            residual_sum += residual
+            if grad != NULL and residual != 0.0:
+                if data != NULL:
+                    for k in range(indptr[row], indptr[row + 1]):
+                        grad[indices[k]] += residual * <double>data[k]
+                else:
+                    axpy(grad, residual, X + row * n_features, n_features)
+    sums[0] = loss_sum
+    sums[1] = weight_sum
+    sums[2] = residual_sum
+
+
+cdef object _run_logistic(
+    const floating* X, bint f_order, const floating* data, const int64_t* indices,
+    const int64_t* indptr, Py_ssize_t n_samples, Py_ssize_t n_features, const floating* y,
+    const floating* sample_weight, const floating* coef, double intercept, bint with_grad,
+    int n_threads,
+):
+    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>MAX_CHUNKS, n_samples // MIN_CHUNK_ROWS))
+    cdef Py_ssize_t chunk_rows = (n_samples + n_chunks - 1) // n_chunks
+    cdef Py_ssize_t chunk, j, start, stop, bad = -1
+    cdef int threads = n_threads if n_samples * max(n_features, 1) >= 32768 else 1
+    cdef double* sums = <double*>calloc(3 * n_chunks, sizeof(double))
+    cdef Py_ssize_t* bad_rows = <Py_ssize_t*>calloc(n_chunks, sizeof(Py_ssize_t))
+    cdef double* grads = NULL
+    cdef double loss_sum = 0.0, weight_sum = 0.0, residual_sum = 0.0
+    cdef cnp.ndarray grad_total = np.zeros(n_features, dtype=np.float64)
+    cdef double* grad_out = <double*>cnp.PyArray_DATA(grad_total)
+    if with_grad:
+        grads = <double*>calloc(n_chunks * max(n_features, 1), sizeof(double))
+    if sums == NULL or bad_rows == NULL or (with_grad and grads == NULL):
+        free(sums)
+        free(bad_rows)
+        free(grads)
+        raise MemoryError()
+    with nogil:
+        for chunk in prange(n_chunks, num_threads=threads, schedule="static"):
+            start = chunk * chunk_rows
+            stop = min(start + chunk_rows, n_samples)
+            _logistic_chunk(X, f_order, data, indices, indptr, n_samples, n_features, y,
+                            sample_weight, coef, intercept,
+                            grads + chunk * n_features if grads != NULL else NULL,
+                            start, stop, sums + 3 * chunk, &bad_rows[chunk])
+        for chunk in range(n_chunks):
+            loss_sum += sums[3 * chunk]
+            weight_sum += sums[3 * chunk + 1]
+            residual_sum += sums[3 * chunk + 2]
+            if bad < 0 and bad_rows[chunk] >= 0:
+                bad = bad_rows[chunk]
+            if grads != NULL:
+                for j in range(n_features):
+                    grad_out[j] += grads[chunk * n_features + j]
+    free(sums)
+    free(bad_rows)
+    free(grads)
+    return loss_sum, weight_sum, grad_total if with_grad else None, residual_sum, bad
+
+
+def logistic_kernel(X, bint f_order, data, indices, indptr, Py_ssize_t n_samples,
+                    Py_ssize_t n_features, y, sample_weight, coef, double intercept,
+                    bint with_grad, int n_threads):
+    """One pass of the logistic objective over dense X (C order, or F order
+    passed as its C-ordered transpose with ``f_order``) or CSR (data, int64
+    indices and indptr; X None). All float arrays share one dtype.
+
+    Returns ``(sum sw l, sum sw, grad or None, sum sw r, first_bad_row)`` with
+    grad = sum sw r x as float64 (n_features,).
+    """
+    cdef object reference = X if X is not None else data
+    cdef int typenum = float_typenum(reference)
+    cdef void* x_ptr = array_data(X, typenum, n_samples * n_features, False)
+    cdef void* data_ptr = array_data(data, typenum, cnp.PyArray_SIZE(data) if data is not None
+                                     else 0, False)
+    cdef const int64_t* indices_ptr = <const int64_t*>array_data(
+        indices, cnp.NPY_INT64, cnp.PyArray_SIZE(indices) if indices is not None else 0, False)
+    cdef const int64_t* indptr_ptr = <const int64_t*>array_data(
+        indptr, cnp.NPY_INT64, n_samples + 1 if indptr is not None else 0, False)
+    cdef void* y_ptr = array_data(y, typenum, n_samples, False)
+    cdef void* weight_ptr = array_data(sample_weight, typenum, n_samples, False)
+    cdef void* coef_ptr = array_data(coef, typenum, n_features, False)
+    if data is not None and data_ptr == NULL:
+        data_ptr = <void*>coef_ptr  # an all-zero CSR matrix: a non-NULL marker, never read
+    if n_samples == 0:
+        return 0.0, 0.0, np.zeros(n_features, dtype=np.float64), 0.0, -1
+    if typenum == cnp.NPY_FLOAT32:
+        return _run_logistic(<const float*>x_ptr, f_order, <const float*>data_ptr, indices_ptr,
+                             indptr_ptr, n_samples, n_features, <const float*>y_ptr,
+                             <const float*>weight_ptr, <const float*>coef_ptr, intercept,
+                             with_grad, n_threads)
+    return _run_logistic(<const double*>x_ptr, f_order, <const double*>data_ptr, indices_ptr,
+                         indptr_ptr, n_samples, n_features, <const double*>y_ptr,
+                         <const double*>weight_ptr, <const double*>coef_ptr, intercept,
+                         with_grad, n_threads)
