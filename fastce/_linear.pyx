@@ -19,36 +19,18 @@ from libc.stdlib cimport calloc, free
 
 from fastce._arrays cimport array_data, float_typenum
 from fastce._vecmath cimport (
-    FASTCE_BCE_LOGITS, axpy, dot, dot_mixed, fastce_binary_point_f64, fastce_is_valid_weight,
+    axpy, dot, dot_mixed, fastce_is_valid_weight, fastce_logistic_terms,
 )
 
 # The numpy C-API table (PyArray_SIZE & co. in _arrays.pxd go through it).
 cnp.import_array()
 
 cdef enum:
-    # Rows of an F-ordered X handled together: their margins are built one
-    # feature column at a time, then the gradient reads the same (cached) rows.
-    COLUMN_BLOCK_ROWS = 256
+    # Rows handled together: their margins first, then their loss terms in one
+    # vectorised loop, then the gradient from the same (still cached) rows.
+    BLOCK_ROWS = 64
     MAX_CHUNKS = 64
     MIN_CHUNK_ROWS = 1024
-
-
-cdef inline double _row_term(double margin, double label, double weight, double* residual,
-                             Py_ssize_t row, Py_ssize_t* bad_row) noexcept nogil:
-    """sw * l(z, y) and, in residual, sw * (sigmoid(z) - y); 0 for a bad row."""
-    cdef double slope, curvature, loss
-    if not ((label == 0.0 or label == 1.0) and fastce_is_valid_weight(weight)):
-        if bad_row[0] < 0:
-            bad_row[0] = row
-        residual[0] = 0.0
-        return 0.0
-    if weight == 0.0:
-        residual[0] = 0.0
-        return 0.0
-    loss = fastce_binary_point_f64(FASTCE_BCE_LOGITS, margin, label, 1.0, 0.0, 0.0, &slope,
-                                   &curvature)
-    residual[0] = weight * slope
-    return weight * loss
 
 
 cdef void _logistic_chunk(
@@ -57,18 +39,26 @@ cdef void _logistic_chunk(
     const floating* y, const floating* sample_weight, const floating* coef, double intercept,
     double* grad, Py_ssize_t start, Py_ssize_t stop, double* sums, Py_ssize_t* bad_row,
 ) noexcept nogil:
-    """Rows [start, stop). sums = (sum sw l, sum sw, sum sw r); grad += sum sw r x."""
+    """Rows [start, stop), in blocks of BLOCK_ROWS rows that stay in cache:
+    (1) the margins of the block's rows, (2) their loss terms and residuals,
+    vectorised across rows, (3) grad += sum sw r x from the same rows.
+    sums = (sum sw l, sum sw, sum sw r, number of invalid rows)."""
     cdef Py_ssize_t row, j, k, block_start, block_rows, b
-    cdef double margin, residual, weight, coef_j
-    cdef double loss_sum = 0.0, weight_sum = 0.0, residual_sum = 0.0
-    cdef double margins[COLUMN_BLOCK_ROWS]
-    cdef double residuals[COLUMN_BLOCK_ROWS]
+    cdef double coef_j, label, weight
+    cdef double margins[BLOCK_ROWS]
+    cdef double residuals[BLOCK_ROWS]
+    cdef double labels[BLOCK_ROWS]
+    cdef double weights[BLOCK_ROWS]
+    cdef double losses[BLOCK_ROWS]
+    cdef double invalid_before
     cdef const floating* column
     bad_row[0] = -1
-    if f_order:
-        block_start = start
-        while block_start < stop:
-            block_rows = min(<Py_ssize_t>COLUMN_BLOCK_ROWS, stop - block_start)
+    sums[0] = sums[1] = sums[2] = sums[3] = 0.0
+    block_start = start
+    while block_start < stop:
+        block_rows = min(<Py_ssize_t>BLOCK_ROWS, stop - block_start)
+        # (1) margins z = x . coef + intercept
+        if f_order:
             for b in range(block_rows):
                 margins[b] = intercept
             for j in range(n_features):
@@ -76,37 +66,45 @@ cdef void _logistic_chunk(
                 coef_j = coef[j]
                 for b in range(block_rows):
                     margins[b] += <double>column[b] * coef_j
+        elif data != NULL:
             for b in range(block_rows):
                 row = block_start + b
-                weight = sample_weight[row] if sample_weight != NULL else 1.0
-                loss_sum += _row_term(margins[b], y[row], weight, &residuals[b], row, bad_row)
-                weight_sum += weight
-                residual_sum += residuals[b]
-            if grad != NULL:
-                for j in range(n_features):
-                    grad[j] += dot_mixed(X + j * n_samples + block_start, residuals, block_rows)
-            block_start += block_rows
-    else:
-        for row in range(start, stop):
-            if data != NULL:
-                margin = intercept
+                margins[b] = intercept
                 for k in range(indptr[row], indptr[row + 1]):
-                    margin += <double>data[k] * coef[indices[k]]
-            else:
-                margin = intercept + dot(X + row * n_features, coef, n_features)
-            weight = sample_weight[row] if sample_weight != NULL else 1.0
-            loss_sum += _row_term(margin, y[row], weight, &residual, row, bad_row)
-            weight_sum += weight
-            residual_sum += residual
-            if grad != NULL and residual != 0.0:
-                if data != NULL:
+                    margins[b] += <double>data[k] * coef[indices[k]]
+        else:
+            for b in range(block_rows):
+                margins[b] = intercept + dot(X + (block_start + b) * n_features, coef,
+                                             n_features)
+        # (2) loss terms and residuals, checking y and the weights on the way
+        for b in range(block_rows):
+            labels[b] = y[block_start + b]
+            weights[b] = sample_weight[block_start + b] if sample_weight != NULL else 1.0
+        invalid_before = sums[3]
+        fastce_logistic_terms(margins, labels, weights, residuals, losses, block_rows, sums)
+        if sums[3] != invalid_before and bad_row[0] < 0:
+            for b in range(block_rows):
+                label, weight = labels[b], weights[b]
+                if not ((label == 0.0 or label == 1.0) and fastce_is_valid_weight(weight)):
+                    bad_row[0] = block_start + b
+                    break
+        # (3) the gradient, from the rows just read
+        if grad != NULL:
+            if f_order:
+                for j in range(n_features):
+                    grad[j] += dot_mixed(X + j * n_samples + block_start, residuals,
+                                         block_rows)
+            elif data != NULL:
+                for b in range(block_rows):
+                    row = block_start + b
                     for k in range(indptr[row], indptr[row + 1]):
-                        grad[indices[k]] += residual * <double>data[k]
-                else:
-                    axpy(grad, residual, X + row * n_features, n_features)
-    sums[0] = loss_sum
-    sums[1] = weight_sum
-    sums[2] = residual_sum
+                        grad[indices[k]] += residuals[b] * <double>data[k]
+            else:
+                for b in range(block_rows):
+                    if residuals[b] != 0.0:
+                        axpy(grad, residuals[b], X + (block_start + b) * n_features,
+                             n_features)
+        block_start += block_rows
 
 
 cdef object _run_logistic(
@@ -119,7 +117,7 @@ cdef object _run_logistic(
     cdef Py_ssize_t chunk_rows = (n_samples + n_chunks - 1) // n_chunks
     cdef Py_ssize_t chunk, j, start, stop, bad = -1
     cdef int threads = n_threads if n_samples * max(n_features, 1) >= 32768 else 1
-    cdef double* sums = <double*>calloc(3 * n_chunks, sizeof(double))
+    cdef double* sums = <double*>calloc(4 * n_chunks, sizeof(double))
     cdef Py_ssize_t* bad_rows = <Py_ssize_t*>calloc(n_chunks, sizeof(Py_ssize_t))
     cdef double* grads = NULL
     cdef double loss_sum = 0.0, weight_sum = 0.0, residual_sum = 0.0
@@ -139,11 +137,11 @@ cdef object _run_logistic(
             _logistic_chunk(X, f_order, data, indices, indptr, n_samples, n_features, y,
                             sample_weight, coef, intercept,
                             grads + chunk * n_features if grads != NULL else NULL,
-                            start, stop, sums + 3 * chunk, &bad_rows[chunk])
+                            start, stop, sums + 4 * chunk, &bad_rows[chunk])
         for chunk in range(n_chunks):
-            loss_sum += sums[3 * chunk]
-            weight_sum += sums[3 * chunk + 1]
-            residual_sum += sums[3 * chunk + 2]
+            loss_sum += sums[4 * chunk]
+            weight_sum += sums[4 * chunk + 1]
+            residual_sum += sums[4 * chunk + 2]
             if bad < 0 and bad_rows[chunk] >= 0:
                 bad = bad_rows[chunk]
             if grads != NULL:

@@ -134,6 +134,9 @@ cdef extern from "_vecmath.h" nogil:
         FASTCE_JS
         FASTCE_CATEGORICAL_CE
     double fastce_information_term(int kind, double p, double q) noexcept
+    void fastce_logistic_terms(const double* margin, const double* label,
+                               const double* weight, double* residual, double* loss,
+                               Py_ssize_t n, double* sums) noexcept
     double fastce_binary_point_f64(int kind, double x, double target, double pos_weight,
                                    double alpha, double gamma, double* grad,
                                    double* curv) noexcept

@@ -7,6 +7,7 @@ loss plus (l2 / 2) ||coef||^2, which is ``C`` in sklearn with
 l2 = 1 / (C * sum(sample_weight)).
 """
 import math
+import operator
 
 import numpy as np
 
@@ -159,9 +160,11 @@ def logistic_regression_loss(X, y, coef, intercept=0.0, *, sample_weight=None, l
 def _chunk_rows(n_rows, n_outputs, chunk_size):
     if chunk_size is None:
         return max(1, min(max(n_rows, 1), _CHUNK_LOGITS // max(n_outputs, 1)))
+    if isinstance(chunk_size, (bool, np.bool_)):
+        raise TypeError(f"chunk_size must be a positive int, got {chunk_size!r}")
     try:
-        value = int(chunk_size)
-    except (TypeError, ValueError):
+        value = operator.index(chunk_size)
+    except TypeError:
         raise TypeError(f"chunk_size must be a positive int, got {chunk_size!r}") from None
     if value < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
