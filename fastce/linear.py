@@ -22,8 +22,11 @@ _softmax = kernels("_softmax")
 
 __all__ = ["logistic_regression_loss", "softmax_regression_loss", "fused_linear_cross_entropy"]
 
-# Chunks of rows for the BLAS-based losses hold at most this many logits.
+# Chunks of rows for the BLAS-based losses hold about this many logits (8 MiB
+# of float32), and at least _MIN_CHUNK_ROWS rows: each chunk also updates the
+# whole V x H weight gradient, which only pays for itself over enough rows.
 _CHUNK_LOGITS = 1 << 21
+_MIN_CHUNK_ROWS = 256
 
 
 def _is_sparse(X):
@@ -159,7 +162,8 @@ def logistic_regression_loss(X, y, coef, intercept=0.0, *, sample_weight=None, l
 
 def _chunk_rows(n_rows, n_outputs, chunk_size):
     if chunk_size is None:
-        return max(1, min(max(n_rows, 1), _CHUNK_LOGITS // max(n_outputs, 1)))
+        rows = max(_MIN_CHUNK_ROWS, _CHUNK_LOGITS // max(n_outputs, 1))
+        return max(1, min(max(n_rows, 1), rows))
     if isinstance(chunk_size, (bool, np.bool_)):
         raise TypeError(f"chunk_size must be a positive int, got {chunk_size!r}")
     try:
@@ -280,7 +284,8 @@ def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_inde
     logits, the fused cross-entropy kernel turns them into their gradient in place,
     and BLAS accumulates grad_hidden = G W and grad_weight += G^T H (grad_bias +=
     column sums of G). Extra memory is O(chunk_size x V); the default chunk holds
-    about 2 million logits (8 MiB in float32).
+    about 2 million logits (8 MiB in float32), and at least 256 rows, since every
+    chunk also updates the whole V x H weight gradient.
 
     Parameters
     ----------
@@ -325,6 +330,7 @@ def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_inde
     per_sample = np.empty(n_rows, dtype=dtype) if reduction == "none" else None
     grad_hidden = np.empty_like(H_arr) if return_grad else None
     grad_weight = np.zeros_like(W) if return_grad else None
+    weight_update = None
     grad_bias = np.zeros(n_classes, dtype=np.float64) if return_grad and b is not None else None
     buffer = np.empty((min(rows_per_chunk, max(n_rows, 1)), n_classes), dtype=dtype)
     total = 0.0
@@ -341,7 +347,15 @@ def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_inde
         total += chunk_total
         if return_grad:
             np.matmul(logits, W, out=grad_hidden[start:stop])
-            grad_weight += logits.T @ H_arr[start:stop]
+            # NumPy's own BLAS: a second BLAS (SciPy's, for beta = 1) would bring a
+            # second thread pool that fights this one for the cores (measured 2x).
+            if start == 0:
+                np.matmul(logits.T, H_arr[start:stop], out=grad_weight)
+            else:
+                if weight_update is None:
+                    weight_update = np.empty_like(W)
+                np.matmul(logits.T, H_arr[start:stop], out=weight_update)
+                grad_weight += weight_update
             if grad_bias is not None:
                 grad_bias += logits.sum(axis=0, dtype=np.float64)
     if reduction == "none":
