@@ -742,13 +742,16 @@ PEAK_MEMORY_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc (Linux)")
-def test_fused_peak_memory_is_far_below_the_full_logits():
-    """N x V float32 logits would be 4096 * 50000 * 4 B = 819 MB; chunks of 256 rows are 51 MB."""
+def test_fused_peak_memory_is_far_below_the_full_logits(tmp_path):
+    """N x V float32 logits would be 4096 * 50000 * 4 B = 819 MB; chunks of 256 rows are 51 MB.
+
+    The subprocess runs in tmp_path: `python -c` puts its working directory first
+    on sys.path, and from the project root that would be the uncompiled source tree."""
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(fastce.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     completed = subprocess.run([sys.executable, "-c", PEAK_MEMORY_SCRIPT], env=env,
-                               capture_output=True, text=True, timeout=120)
+                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr
     before_kb, after_kb = map(int, completed.stdout.split())
     increase = (after_kb - before_kb) * 1024
