@@ -194,6 +194,7 @@ cdef double _ce_label_rows(
     cdef floating run_exp[SHORT_RUN_ROWS * SHORT_ROW_CLASSES]
     cdef double run_max[SHORT_RUN_ROWS]
     cdef double run_rest[SHORT_RUN_ROWS]
+    cdef double run_log_sum[SHORT_RUN_ROWS]
     cdef Py_ssize_t run_start = row_start, run_stop
     cdef Py_ssize_t run_length = SHORT_RUN_ROWS if short_rows else row_stop - row_start
     bad_row[0] = -1
@@ -201,7 +202,7 @@ cdef double _ce_label_rows(
         run_stop = min(run_start + run_length, row_stop)
         if short_rows:
             rows_exp_rest(logits__nc + run_start * n_classes, run_exp, run_stop - run_start,
-                          n_classes, run_max, run_rest)
+                          n_classes, run_max, run_rest, run_log_sum)
         for row in range(run_start, run_stop):
             z__c = logits__nc + row * n_classes
             if grad__nc != NULL:
@@ -227,11 +228,12 @@ cdef double _ce_label_rows(
                 gap = row_weighted_gap(z__c, class_weight__c, n_classes, best)
             if short_rows:
                 rest = run_rest[row - run_start]
+                log_sum = run_log_sum[row - run_start]
                 exp__c = &run_exp[(row - run_start) * n_classes]
             else:
                 rest = row_exp_rest(z__c, g__c, n_classes, best)
+                log_sum = log1p(rest)
                 exp__c = g__c
-            log_sum = log1p(rest)
             loss = _label_loss(nll_factor, uniform, class_weight_total, best, target_logit,
                                gap, log_sum)
             if g__c != NULL:
@@ -790,38 +792,41 @@ cdef void _normalize_rows(
     cdef const floating* z__c
     cdef floating* out__c
     cdef floating* exp__c
-    cdef double best, rest
+    cdef double best, rest, log_sum
     cdef bint short_rows = n_classes < SHORT_ROW_CLASSES
     cdef floating run_exp[SHORT_RUN_ROWS * SHORT_ROW_CLASSES]
     cdef double run_max[SHORT_RUN_ROWS]
     cdef double run_rest[SHORT_RUN_ROWS]
+    cdef double run_log_sum[SHORT_RUN_ROWS]
     cdef Py_ssize_t run_start = row_start, run_stop
     cdef Py_ssize_t run_length = SHORT_RUN_ROWS if short_rows else row_stop - row_start
     while run_start < row_stop:
         run_stop = min(run_start + run_length, row_stop)
         if short_rows:
             rows_exp_rest(x__nc + run_start * n_classes, run_exp, run_stop - run_start,
-                          n_classes, run_max, run_rest)
+                          n_classes, run_max, run_rest, run_log_sum)
         for row in range(run_start, run_stop):
             z__c = x__nc + row * n_classes
             out__c = out + row * n_classes
             if short_rows:
                 best = run_max[row - run_start]
                 rest = run_rest[row - run_start]
+                log_sum = run_log_sum[row - run_start]
             else:
                 best = row_max(z__c, n_classes)
                 # softmax stores its exps straight into out; the others only sum.
                 rest = row_exp_rest(z__c, out__c if mode == MODE_SOFTMAX else <floating*>NULL,
                                     n_classes, best)
+                log_sum = log1p(rest) if mode != MODE_SOFTMAX else 0.0
             if mode == MODE_LOGSUMEXP:
                 # An all -inf row sums to 0: log 0 = -inf, not the NaN of -inf - -inf
                 # (an all-NaN row also has best = -inf, but its rest is NaN).
                 if best == -INFINITY and rest == rest:
                     out[row] = <floating>best
                 else:
-                    out[row] = <floating>(best + log1p(rest))
+                    out[row] = <floating>(best + log_sum)
             elif mode == MODE_LOG_SOFTMAX:
-                row_log_softmax(z__c, out__c, n_classes, best, log1p(rest))
+                row_log_softmax(z__c, out__c, n_classes, best, log_sum)
             else:
                 exp__c = out__c
                 if short_rows:

@@ -166,6 +166,45 @@ static inline float fastce_log1pf_unit(float u)
     return 2.0f * s * p;
 }
 
+/* log1p(x) for x >= 0, vectorisable (a row's log of its sum of exps, in the
+ * short-row kernels where one libm call per row was 18% of the time).
+ * With u = 1 + x rounded, log1p(x) = log(u) * x / (u - 1) (exact correction
+ * of the rounding of u); log(u) = k ln2 + 2 atanh(s), u = m 2^k with
+ * m in [sqrt(1/2), sqrt(2)), s = (m-1)/(m+1), |s| <= 0.1716, the series
+ * to s^21 (truncation < 3e-17). NaN and +inf pass through. */
+static inline double fastce_log1p_nonneg(double x)
+{
+    const double ln2_hi = 6.93147180369123816490e-01;
+    const double ln2_lo = 1.90821492927058770002e-10;
+    double u = 1.0 + x;
+    int64_t bits, k;
+    memcpy(&bits, &u, sizeof bits);
+    /* Exponent of u relative to [sqrt(1/2), sqrt(2)): shift by the offset of
+     * sqrt(1/2)'s mantissa so that m lands in that interval. */
+    bits -= (int64_t)0x3fe6a09e667f3bcdLL;
+    k = bits >> 52;
+    bits = (bits & (int64_t)0x000fffffffffffffLL) + (int64_t)0x3fe6a09e667f3bcdLL;
+    double m;
+    memcpy(&m, &bits, sizeof m);
+    double s = (m - 1.0) / (m + 1.0);
+    double s2 = s * s;
+    double p = 1.0 / 21.0;
+    p = p * s2 + 1.0 / 19.0;
+    p = p * s2 + 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    p = p * s2 + 1.0;
+    double kd = (double)k;
+    double log_u = kd * ln2_hi + (2.0 * s * p + kd * ln2_lo);
+    double result = u == 1.0 ? x : log_u * (x / (u - 1.0));
+    return (x != x || x == INFINITY) ? x : result;
+}
+
 /* ---------------------------------------------------------------------------
  * The binary family, one element at a time. These are the library's binary
  * loss formulas, in one place. They are instantiated for float and double
@@ -694,7 +733,8 @@ static inline void fastce_axpy_##SUFFIX(double *acc, double a, const T *x,      
 static inline void fastce_rows_exp_rest_##SUFFIX(const T *z, T *exp_out,            \
                                                  ptrdiff_t n_rows,                  \
                                                  ptrdiff_t n_classes,               \
-                                                 double *row_max, double *row_rest) \
+                                                 double *row_max, double *row_rest, \
+                                                 double *row_log_sum)               \
 {                                                                                   \
     for (ptrdiff_t r = 0; r < n_rows; ++r) {                                        \
         const T *z_r = z + r * n_classes;                                           \
@@ -723,6 +763,9 @@ static inline void fastce_rows_exp_rest_##SUFFIX(const T *z, T *exp_out,        
         }                                                                           \
         row_rest[r] = rest + (double)(n_at_max - 1);                                      \
     }                                                                               \
+    FASTCE_SIMD                                                                     \
+    for (ptrdiff_t r = 0; r < n_rows; ++r)                                          \
+        row_log_sum[r] = fastce_log1p_nonneg(row_rest[r]);                          \
 }                                                                                   \
                                                                                     \
 static inline double fastce_binary_chunk_##SUFFIX(int kind, const T *x, const T *y,    \

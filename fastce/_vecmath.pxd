@@ -68,10 +68,10 @@ cdef extern from "_vecmath.h" nogil:
     void fastce_axpy_f64(double* acc, double a, const double* x, Py_ssize_t n) noexcept
     void fastce_rows_exp_rest_f32(const float* z, float* exp_out, Py_ssize_t n_rows,
                                   Py_ssize_t n_classes, double* row_max,
-                                  double* row_rest) noexcept
+                                  double* row_rest, double* row_log_sum) noexcept
     void fastce_rows_exp_rest_f64(const double* z, double* exp_out, Py_ssize_t n_rows,
                                   Py_ssize_t n_classes, double* row_max,
-                                  double* row_rest) noexcept
+                                  double* row_rest, double* row_log_sum) noexcept
     void fastce_row_log_softmax_f32(const float* z, float* out, Py_ssize_t n_classes,
                                     double row_max, double log_sum) noexcept
     void fastce_row_log_softmax_f64(const double* z, double* out, Py_ssize_t n_classes,
@@ -103,12 +103,14 @@ cdef inline void row_scale(floating* out__c, const floating* in__c, Py_ssize_t n
 
 
 cdef inline void rows_exp_rest(const floating* z__rc, floating* exp__rc, Py_ssize_t n_rows,
-                               Py_ssize_t n_classes, double* row_max__r,
-                               double* row_rest__r) noexcept nogil:
+                               Py_ssize_t n_classes, double* row_max__r, double* row_rest__r,
+                               double* row_log_sum__r) noexcept nogil:
     if floating is float:
-        fastce_rows_exp_rest_f32(z__rc, exp__rc, n_rows, n_classes, row_max__r, row_rest__r)
+        fastce_rows_exp_rest_f32(z__rc, exp__rc, n_rows, n_classes, row_max__r, row_rest__r,
+                                 row_log_sum__r)
     else:
-        fastce_rows_exp_rest_f64(z__rc, exp__rc, n_rows, n_classes, row_max__r, row_rest__r)
+        fastce_rows_exp_rest_f64(z__rc, exp__rc, n_rows, n_classes, row_max__r, row_rest__r,
+                                 row_log_sum__r)
 
 
 cdef inline void row_log_softmax(const floating* z__c, floating* out__c, Py_ssize_t n_classes,
