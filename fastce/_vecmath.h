@@ -454,6 +454,9 @@ static inline void fastce_logistic_terms(const double *margin, const double *lab
 
 #define FASTCE_BINARY_CHUNK 256
 
+/* Rows taken together by the short-row kernels (at most; see _vecmath.pxd). */
+#define FASTCE_SHORT_RUN_ROWS 128
+
 /* Positions processed together by the column kernels (class axis not last). */
 #define FASTCE_COLS_TILE 256
 
@@ -736,33 +739,39 @@ static inline void fastce_rows_exp_rest_##SUFFIX(const T *z, T *exp_out,        
                                                  double *row_max, double *row_rest, \
                                                  double *row_log_sum)               \
 {                                                                                   \
-    for (ptrdiff_t r = 0; r < n_rows; ++r) {                                        \
-        const T *z_r = z + r * n_classes;                                           \
-        T *exp_r = exp_out + r * n_classes;                                         \
-        T best = -INFINITY;                                                         \
-        for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
-            best = z_r[c] > best ? z_r[c] : best;                                   \
-        row_max[r] = (double)best;                                                  \
-        for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
-            exp_r[c] = z_r[c] - best;                                               \
-    }                                                                               \
+    /* The per-row max and sum loops run class by class across all rows:   */     \
+    /* a 10-long row's own loop is one dependent chain of adds, while the  */     \
+    /* rows' chains are independent. Each row still sums in class order.  */     \
+    T best[FASTCE_SHORT_RUN_ROWS];                                                  \
     ptrdiff_t n_total = n_rows * n_classes;                                         \
+    for (ptrdiff_t r = 0; r < n_rows; ++r)                                          \
+        best[r] = -INFINITY;                                                        \
+    for (ptrdiff_t c = 0; c < n_classes; ++c)                                       \
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {                                    \
+            T value = z[r * n_classes + c];                                         \
+            best[r] = value > best[r] ? value : best[r];                            \
+        }                                                                           \
+    for (ptrdiff_t r = 0; r < n_rows; ++r) {                                        \
+        row_max[r] = (double)best[r];                                               \
+        for (ptrdiff_t c = 0; c < n_classes; ++c)                                   \
+            exp_out[r * n_classes + c] = z[r * n_classes + c] - best[r];            \
+    }                                                                               \
     FASTCE_SIMD                                                                     \
     for (ptrdiff_t i = 0; i < n_total; ++i)                                         \
         exp_out[i] = fastce_row_exp_##SUFFIX(exp_out[i]);                           \
+    /* row_log_sum holds the count of entries at the max until the end. */       \
     for (ptrdiff_t r = 0; r < n_rows; ++r) {                                        \
-        const T *z_r = z + r * n_classes;                                           \
-        const T *exp_r = exp_out + r * n_classes;                                   \
-        const T best = (T)row_max[r];                                               \
-        double rest = 0.0;                                                          \
-        ptrdiff_t n_at_max = 0;                                                     \
-        for (ptrdiff_t c = 0; c < n_classes; ++c) {                                 \
-            int at_max = z_r[c] == best;                                            \
-            n_at_max += at_max;                                                     \
-            rest += at_max ? 0.0 : (double)exp_r[c];                                \
-        }                                                                           \
-        row_rest[r] = rest + (double)(n_at_max - 1);                                      \
+        row_rest[r] = 0.0;                                                          \
+        row_log_sum[r] = 0.0;                                                       \
     }                                                                               \
+    for (ptrdiff_t c = 0; c < n_classes; ++c)                                       \
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {                                    \
+            int at_max = z[r * n_classes + c] == best[r];                           \
+            row_log_sum[r] += at_max ? 1.0 : 0.0;                                   \
+            row_rest[r] += at_max ? 0.0 : (double)exp_out[r * n_classes + c];       \
+        }                                                                           \
+    for (ptrdiff_t r = 0; r < n_rows; ++r)                                          \
+        row_rest[r] += row_log_sum[r] - 1.0;                                        \
     FASTCE_SIMD                                                                     \
     for (ptrdiff_t r = 0; r < n_rows; ++r)                                          \
         row_log_sum[r] = fastce_log1p_nonneg(row_rest[r]);                          \

@@ -1,8 +1,11 @@
 # Rows with fewer classes than this take the multi-row kernels, in runs of at
 # most SHORT_RUN_ROWS rows (a stack buffer of SHORT_RUN_ROWS * SHORT_ROW_CLASSES).
+cdef extern from "_vecmath.h":
+    enum:
+        SHORT_RUN_ROWS "FASTCE_SHORT_RUN_ROWS"
+
 cdef enum:
     SHORT_ROW_CLASSES = 32
-    SHORT_RUN_ROWS = 128
 
 # Cython view of _vecmath.h: the vectorisable exp/log1p and the row kernels,
 # with fused-type wrappers so that the .pyx loops are written once for
