@@ -144,7 +144,8 @@ cdef object _run_binary(
         scratch_free(&scratch)
         raise MemoryError()
     with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+        for block in prange(n_blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             start = block * BLOCK_ELEMENTS
             stop = min(start + BLOCK_ELEMENTS, n)
             scratch.loss[block] = _binary_block(

@@ -26,6 +26,9 @@ cdef enum:
     LONG_ROW_MAX_ROWS = 64
 
 
+# Every prange passes use_threads_if=threads > 1: with one thread no OpenMP
+# region is entered at all (num_threads=1 still starts one, which measured
+# 0.5 us of a 64 x 10 call's 2.4 us in the kernel).
 cdef inline int threads_for(Py_ssize_t n_elements, int n_threads) noexcept nogil:
     if n_elements < PARALLEL_MIN_ELEMENTS:
         return 1

@@ -71,7 +71,8 @@ cdef object _run_information(int kind, const floating* p, const floating* q,
         scratch_free(&scratch)
         raise MemoryError()
     with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+        for block in prange(n_blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.loss[block] = _information_rows(

@@ -131,7 +131,8 @@ cdef object _run_logistic(
         free(grads)
         raise MemoryError()
     with nogil:
-        for chunk in prange(n_chunks, num_threads=threads, schedule="static"):
+        for chunk in prange(n_chunks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             start = chunk * chunk_rows
             stop = min(start + chunk_rows, n_samples)
             _logistic_chunk(X, f_order, data, indices, indptr, n_samples, n_features, y,

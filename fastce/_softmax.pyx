@@ -296,7 +296,8 @@ cdef double _split_row_max(const floating* z__c, Py_ssize_t n_classes, RowSegmen
                            int threads) noexcept nogil:
     cdef Py_ssize_t segment, start
     cdef double best = -INFINITY
-    for segment in prange(parts.n_segments, num_threads=threads, schedule="static"):
+    for segment in prange(parts.n_segments, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
         start = segment * BLOCK_ELEMENTS
         parts.row_max[segment] = row_max(z__c + start, min(<Py_ssize_t>BLOCK_ELEMENTS,
                                                            n_classes - start))
@@ -314,7 +315,8 @@ cdef double _split_row_exp_rest(const floating* z__c, floating* exp__c,
     The gap is read before exp__c, which may alias z__c, overwrites a segment."""
     cdef Py_ssize_t segment, start, length, n_at_max = 0
     cdef double exp_sum = 0.0
-    for segment in prange(parts.n_segments, num_threads=threads, schedule="static"):
+    for segment in prange(parts.n_segments, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
         start = segment * BLOCK_ELEMENTS
         length = min(<Py_ssize_t>BLOCK_ELEMENTS, n_classes - start)
         parts.gap[segment] = 0.0
@@ -387,7 +389,7 @@ cdef object _run_ce_labels_long(
                 prob_scale = hess_scale * inv_sum
                 target_exp = g__c[label]
                 for segment in prange(parts.n_segments, num_threads=threads,
-                                      schedule="static"):
+                                      schedule="static", use_threads_if=threads > 1):
                     start = segment * BLOCK_ELEMENTS
                     length = min(<Py_ssize_t>BLOCK_ELEMENTS, n_classes - start)
                     if h__c != NULL:
@@ -514,7 +516,8 @@ cdef object _run_ce_labels_cols(
         scratch_free(&scratch)
         raise MemoryError()
     with nogil:
-        for unit in prange(n_units, num_threads=threads, schedule="static"):
+        for unit in prange(n_units, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             outer_index = unit // tiles_per_outer
             tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
             scratch.loss[unit] = _ce_label_tile(
@@ -553,7 +556,8 @@ cdef object _run_ce_labels(
         scratch_free(&scratch)
         raise MemoryError()
     with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+        for block in prange(n_blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.loss[block] = _ce_label_rows(
@@ -653,7 +657,8 @@ def label_weight_total(target, class_weight, Py_ssize_t n_classes, int64_t ignor
         scratch_free(&scratch)
         raise MemoryError()
     with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+        for block in prange(n_blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.weight[block] = _label_weight_rows(
@@ -739,7 +744,8 @@ cdef object _run_ce_probs(
         scratch_free(&scratch)
         raise MemoryError()
     with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static"):
+        for block in prange(n_blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.loss[block] = _ce_soft_rows(
@@ -889,7 +895,8 @@ cdef void _normalize_long_rows(int mode, const floating* x, floating* out, Py_ss
             continue
         log_sum = log1p(rest)
         inv_sum = 1.0 / (1.0 + rest)
-        for segment in prange(parts.n_segments, num_threads=threads, schedule="static"):
+        for segment in prange(parts.n_segments, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
             start = segment * BLOCK_ELEMENTS
             length = min(<Py_ssize_t>BLOCK_ELEMENTS, n_classes - start)
             if mode == MODE_LOG_SOFTMAX:
@@ -909,7 +916,7 @@ cdef int _run_normalize(int mode, const floating* x, floating* out, Py_ssize_t n
     cdef RowSegments parts
     if inner > 1:
         for unit in prange((n_rows // inner) * tiles_per_outer, num_threads=threads,
-                           schedule="static"):
+                           schedule="static", use_threads_if=threads > 1):
             outer_index = unit // tiles_per_outer
             tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
             _normalize_tile(mode, x, out, n_classes, inner, outer_index, tile_start,
@@ -923,7 +930,8 @@ cdef int _run_normalize(int mode, const floating* x, floating* out, Py_ssize_t n
         _normalize_long_rows(mode, x, out, n_rows, n_classes, threads, &parts)
         segments_free(&parts)
         return 0
-    for block in prange(n_blocks, num_threads=threads, schedule="static"):
+    for block in prange(n_blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
         start = block * block_rows
         stop = min(start + block_rows, n_rows)
         _normalize_rows(mode, x, out, n_classes, start, stop)
