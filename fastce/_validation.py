@@ -5,6 +5,7 @@ kernels check them in their own pass and report the first offending position,
 which ``describe_position`` turns into a readable message.
 """
 import operator
+import os
 
 import numpy as np
 
@@ -74,9 +75,26 @@ def check_reduction(reduction):
     return reduction
 
 
+# libgomp is not fork-safe: a child forked after the parent ran an OpenMP
+# region hangs in its own first one (measured here). Kernels given one thread
+# enter no OpenMP region at all (prange use_threads_if), so forked children
+# run serially instead of hanging.
+_forked_child = False
+
+
+def _mark_forked_child():
+    global _forked_child
+    _forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked_child)
+
+
 def resolve_threads(n_threads):
+    """n_threads as the kernels take it; always 1 in a forked child (see above)."""
     if n_threads is None:
-        return max(1, _config.max_threads())
+        return 1 if _forked_child else max(1, _config.max_threads())
     if isinstance(n_threads, (bool, np.bool_)):
         raise TypeError(f"n_threads must be an int >= 1 or None, got {n_threads!r}")
     try:
@@ -85,6 +103,8 @@ def resolve_threads(n_threads):
         raise TypeError(f"n_threads must be an int >= 1 or None, got {n_threads!r}") from None
     if value < 1:
         raise ValueError(f"n_threads must be >= 1 or None, got {n_threads!r}")
+    if _forked_child:
+        return 1
     # More threads than OpenMP can use changes nothing but the scheduling.
     return min(value, 1 << 12)
 
