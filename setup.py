@@ -1,9 +1,10 @@
 """Build the Cython kernels.
 
 Compiler flags follow PERF.md: -O3 with -fno-math-errno and -fno-trapping-math
-(lets GCC inline and vectorise libm-free arithmetic) but never -ffast-math,
-which breaks NaN/inf semantics and can flip flush-to-zero for the whole
-process, and never -march=native, which would make wheels unportable.
+(lets GCC inline and vectorise libm-free arithmetic) but never the fast-math
+flag, which breaks NaN/inf semantics and can flip flush-to-zero for the whole
+process, and never a build-machine-specific -march, which would make wheels
+unportable.
 OpenMP is detected by compiling a tiny program; without it the kernels build
 serially (Cython's prange degrades to a plain loop) and a warning is printed.
 """
@@ -80,7 +81,7 @@ IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86"
 
 # Run-time SIMD dispatch (fastce/_dispatch.py): each kernel module is compiled
 # from ONE source in several variants, and the best the CPU supports is
-# imported. Fixed ISA levels, never -march=native, so wheels stay portable.
+# imported. Fixed ISA levels, never the build machine's own, so wheels stay portable.
 if IS_X86 and not is_msvc:
     SIMD_VARIANTS = {
         "baseline": ["-march=x86-64-v2", "-mtune=generic"],
