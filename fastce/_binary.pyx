@@ -8,6 +8,7 @@ with a float64 partial sum and the value check folded into the same pass.
 from cython cimport floating
 from cython.parallel cimport prange
 cimport numpy as cnp
+from libc.string cimport memcpy
 
 from fastce._arrays cimport array_data, float_typenum
 
@@ -74,6 +75,8 @@ cdef double _binary_block(
     cdef floating loss_chunk[FASTCE_BINARY_CHUNK]
     cdef floating grad_chunk[FASTCE_BINARY_CHUNK]
     cdef floating hess_chunk[FASTCE_BINARY_CHUNK]
+    cdef floating x_chunk[FASTCE_BINARY_CHUNK]
+    cdef const floating* x
     cdef floating* hess
     cdef const floating* w
     cdef const floating* pw
@@ -92,6 +95,13 @@ cdef double _binary_block(
             unary_chunk(kind, x__e + chunk_start, loss__e + chunk_start, n)
             chunk_start += n
             continue
+        x = x__e + chunk_start
+        if grad__e == x__e:
+            # In place (grad_out is the data argument): the chunk's inputs are
+            # kept, so that the value check below reads them and not the
+            # gradient written over them. 1-2 KiB from L1 per chunk.
+            memcpy(x_chunk, x, n * sizeof(floating))
+            x = x_chunk
         y = target__e + chunk_start
         w = ones
         if weight != NULL and weight_per_column:
@@ -107,11 +117,11 @@ cdef double _binary_block(
         grad = grad__e + chunk_start if grad__e != NULL else grad_chunk
         hess = hess__e + chunk_start if hess__e != NULL else hess_chunk
         n_bad = 0.0
-        block_loss += binary_chunk(kind, x__e + chunk_start, y, w, pw, loss, grad, hess,
+        block_loss += binary_chunk(kind, x, y, w, pw, loss, grad, hess,
                                    grad_scale, alpha, gamma, n, &n_bad)
         if n_bad != 0.0 and bad_position[0] < 0:
             for i in range(n):
-                if not fastce_binary_valid(kind, x__e[chunk_start + i], y[i], w[i]):
+                if not fastce_binary_valid(kind, x[i], y[i], w[i]):
                     bad_position[0] = chunk_start + i
                     break
         chunk_start += n

@@ -107,10 +107,13 @@ cdef inline void zero_row(floating* row__c, Py_ssize_t n_classes) noexcept nogil
 
 # ----------------------------------------------- cross-entropy, class indices
 
-cdef inline bint _usable_label(int64_t label, int64_t ignore_index, Py_ssize_t n_classes,
-                               Py_ssize_t row, Py_ssize_t* bad_row) noexcept nogil:
-    """False for ignore_index and for an index outside [0, C), which is reported."""
-    if label == ignore_index:
+cdef inline bint _usable_label(int64_t label, int64_t ignore_index, bint has_ignore,
+                               Py_ssize_t n_classes, Py_ssize_t row,
+                               Py_ssize_t* bad_row) noexcept nogil:
+    """False for ignore_index (when ``has_ignore``: softmax regression ignores
+    no label, and no int64 value could stand for "none") and for an index
+    outside [0, C), which is reported."""
+    if has_ignore and label == ignore_index:
         return False
     if label < 0 or label >= n_classes:
         if bad_row[0] < 0:
@@ -156,7 +159,7 @@ cdef double _ce_label_rows(
     const floating* class_weight__c,
     double class_weight_total,
     Py_ssize_t n_classes,
-    int64_t ignore_index,
+    int64_t ignore_index, bint has_ignore,
     double smoothing,
     floating* loss__n,
     floating* grad__nc,
@@ -208,7 +211,7 @@ cdef double _ce_label_rows(
             if grad__nc != NULL:
                 g__c = grad__nc + row * n_classes
             label = target__n[row]
-            usable = _usable_label(label, ignore_index, n_classes, row, bad_row)
+            usable = _usable_label(label, ignore_index, has_ignore, n_classes, row, bad_row)
             label_weight = _label_weight(label, usable, class_weight__c)
             if not usable or (label_weight == 0.0 and smoothing == 0.0):
                 # Ignored or invalid row, or a zero-weight class without smoothing:
@@ -338,8 +341,8 @@ cdef double _split_row_exp_rest(const floating* z__c, floating* exp__c,
 cdef object _run_ce_labels_long(
     const floating* logits, const int64_t* target, const floating* class_weight,
     double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
-    int64_t ignore_index, double smoothing, floating* loss_out, floating* grad_out,
-    floating* hess_out, double grad_scale, int n_threads,
+    int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
+    floating* grad_out, floating* hess_out, double grad_scale, int n_threads,
 ):
     """_ce_label_rows for few, very long rows: same formulas, each row's passes
     run in parallel over its segments."""
@@ -365,7 +368,7 @@ cdef object _run_ce_labels_long(
             if hess_out != NULL:
                 h__c = hess_out + row * n_classes
             label = target[row]
-            usable = _usable_label(label, ignore_index, n_classes, row, &bad_row)
+            usable = _usable_label(label, ignore_index, has_ignore, n_classes, row, &bad_row)
             label_weight = _label_weight(label, usable, class_weight)
             if not usable or (label_weight == 0.0 and smoothing == 0.0):
                 if g__c != NULL:
@@ -412,9 +415,9 @@ cdef object _run_ce_labels_long(
 cdef double _ce_label_tile(
     const floating* logits, const int64_t* target, const floating* class_weight,
     double class_weight_total, Py_ssize_t n_classes, Py_ssize_t inner,
-    int64_t ignore_index, double smoothing, floating* loss_out, floating* grad_out,
-    floating* hess_out, double grad_scale, Py_ssize_t outer_index, Py_ssize_t tile_start,
-    Py_ssize_t width, double* weight_sum, Py_ssize_t* bad_position,
+    int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
+    floating* grad_out, floating* hess_out, double grad_scale, Py_ssize_t outer_index,
+    Py_ssize_t tile_start, Py_ssize_t width, double* weight_sum, Py_ssize_t* bad_position,
 ) noexcept nogil:
     """_ce_label_rows for a class axis that is not last: logits (outer, C, inner),
     one tile of ``width`` contiguous positions of one outer index, vectorised
@@ -443,7 +446,8 @@ cdef double _ce_label_tile(
     cols_max(z, inner, n_classes, width, col_max)
     for w in range(width):
         label[w] = target[first + w]
-        active[w] = _usable_label(label[w], ignore_index, n_classes, first + w, bad_position)
+        active[w] = _usable_label(label[w], ignore_index, has_ignore, n_classes, first + w,
+                                  bad_position)
         label_weight[w] = _label_weight(label[w], active[w], class_weight)
         active[w] = active[w] and (label_weight[w] != 0.0 or smoothing != 0.0)
         # read before the gradient overwrites the logits
@@ -502,8 +506,9 @@ cdef double _ce_label_tile(
 cdef object _run_ce_labels_cols(
     const floating* logits, const int64_t* target, const floating* class_weight,
     double class_weight_total, Py_ssize_t n_positions, Py_ssize_t n_classes,
-    Py_ssize_t inner, int64_t ignore_index, double smoothing, floating* loss_out,
-    floating* grad_out, floating* hess_out, double grad_scale, int n_threads,
+    Py_ssize_t inner, int64_t ignore_index, bint has_ignore, double smoothing,
+    floating* loss_out, floating* grad_out, floating* hess_out, double grad_scale,
+    int n_threads,
 ):
     cdef Py_ssize_t outer = n_positions // inner
     cdef Py_ssize_t tiles_per_outer = n_blocks_for(inner, FASTCE_COLS_TILE)
@@ -522,7 +527,7 @@ cdef object _run_ce_labels_cols(
             tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
             scratch.loss[unit] = _ce_label_tile(
                 logits, target, class_weight, class_weight_total, n_classes, inner,
-                ignore_index, smoothing, loss_out, grad_out, hess_out, grad_scale,
+                ignore_index, has_ignore, smoothing, loss_out, grad_out, hess_out, grad_scale,
                 outer_index, tile_start, min(<Py_ssize_t>FASTCE_COLS_TILE, inner - tile_start),
                 &scratch.weight[unit], &scratch.bad[unit])
         loss_total = sum_in_block_order(scratch.loss, n_units)
@@ -535,8 +540,9 @@ cdef object _run_ce_labels_cols(
 cdef object _run_ce_labels(
     const floating* logits, const int64_t* target, const floating* class_weight,
     double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
-    int64_t ignore_index, double smoothing, floating* loss_out, floating* grad_out,
-    floating* hess_out, double grad_scale, int n_threads, Py_ssize_t inner,
+    int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
+    floating* grad_out, floating* hess_out, double grad_scale, int n_threads,
+    Py_ssize_t inner,
 ):
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
@@ -546,12 +552,12 @@ cdef object _run_ce_labels(
     cdef BlockScratch scratch
     if inner > 1:
         return _run_ce_labels_cols(logits, target, class_weight, class_weight_total, n_rows,
-                                   n_classes, inner, ignore_index, smoothing, loss_out,
-                                   grad_out, hess_out, grad_scale, n_threads)
+                                   n_classes, inner, ignore_index, has_ignore, smoothing,
+                                   loss_out, grad_out, hess_out, grad_scale, n_threads)
     if _long_rows(n_rows, n_classes):
         return _run_ce_labels_long(logits, target, class_weight, class_weight_total, n_rows,
-                                   n_classes, ignore_index, smoothing, loss_out, grad_out,
-                                   hess_out, grad_scale, n_threads)
+                                   n_classes, ignore_index, has_ignore, smoothing, loss_out,
+                                   grad_out, hess_out, grad_scale, n_threads)
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
         raise MemoryError()
@@ -562,7 +568,7 @@ cdef object _run_ce_labels(
             stop = min(start + block_rows, n_rows)
             scratch.loss[block] = _ce_label_rows(
                 logits, target, class_weight, class_weight_total, n_classes, ignore_index,
-                smoothing, loss_out, grad_out, hess_out, grad_scale, start, stop,
+                has_ignore, smoothing, loss_out, grad_out, hess_out, grad_scale, start, stop,
                 &scratch.weight[block], &scratch.bad[block])
         loss_total = sum_in_block_order(scratch.loss, n_blocks)
         weight_total = sum_in_block_order(scratch.weight, n_blocks)
@@ -572,8 +578,8 @@ cdef object _run_ce_labels(
 
 
 def cross_entropy_labels(logits, target, class_weight, double class_weight_total,
-                         Py_ssize_t n_classes, int64_t ignore_index, double smoothing,
-                         loss_out, grad_out, double grad_scale, int n_threads,
+                         Py_ssize_t n_classes, int64_t ignore_index, bint has_ignore,
+                         double smoothing, loss_out, grad_out, double grad_scale, int n_threads,
                          hess_out=None, Py_ssize_t inner=1):
     """Cross-entropy with class indices over C-contiguous logits, viewed as
     (outer, n_classes, inner): rows of classes when ``inner`` is 1, torch's
@@ -602,17 +608,18 @@ def cross_entropy_labels(logits, target, class_weight, double class_weight_total
     if typenum == cnp.NPY_FLOAT32:
         return _run_ce_labels(<const float*>logits_ptr, <const int64_t*>target_ptr,
                               <const float*>weight_ptr, class_weight_total, n_rows, n_classes,
-                              ignore_index, smoothing, <float*>loss_ptr, <float*>grad_ptr,
-                              <float*>hess_ptr, grad_scale, n_threads, inner)
+                              ignore_index, has_ignore, smoothing, <float*>loss_ptr,
+                              <float*>grad_ptr, <float*>hess_ptr, grad_scale, n_threads,
+                              inner)
     return _run_ce_labels(<const double*>logits_ptr, <const int64_t*>target_ptr,
                           <const double*>weight_ptr, class_weight_total, n_rows, n_classes,
-                          ignore_index, smoothing, <double*>loss_ptr, <double*>grad_ptr,
-                          <double*>hess_ptr, grad_scale, n_threads, inner)
+                          ignore_index, has_ignore, smoothing, <double*>loss_ptr,
+                          <double*>grad_ptr, <double*>hess_ptr, grad_scale, n_threads, inner)
 
 
 cdef double _label_weight_rows(
     const int64_t* target__n, const double* class_weight__c, Py_ssize_t n_classes,
-    int64_t ignore_index, Py_ssize_t row_start, Py_ssize_t row_stop,
+    int64_t ignore_index, bint has_ignore, Py_ssize_t row_start, Py_ssize_t row_stop,
     Py_ssize_t* bad_row,
 ) noexcept nogil:
     cdef Py_ssize_t row
@@ -621,7 +628,7 @@ cdef double _label_weight_rows(
     bad_row[0] = -1
     for row in range(row_start, row_stop):
         label = target__n[row]
-        if label == ignore_index:
+        if has_ignore and label == ignore_index:
             continue
         if label < 0 or label >= n_classes:
             if bad_row[0] < 0:
@@ -632,7 +639,7 @@ cdef double _label_weight_rows(
 
 
 def label_weight_total(target, class_weight, Py_ssize_t n_classes, int64_t ignore_index,
-                       int n_threads):
+                       bint has_ignore, int n_threads):
     """sum of w[target] over non-ignored samples, and the first bad row.
 
     ``target`` is int64, ``class_weight`` float64 (C,) or None. The "mean"
@@ -662,7 +669,7 @@ def label_weight_total(target, class_weight, Py_ssize_t n_classes, int64_t ignor
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.weight[block] = _label_weight_rows(
-                target_ptr, weight_ptr, n_classes, ignore_index, start, stop,
+                target_ptr, weight_ptr, n_classes, ignore_index, has_ignore, start, stop,
                 &scratch.bad[block])
         total = sum_in_block_order(scratch.weight, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
@@ -714,9 +721,17 @@ cdef double _ce_soft_rows(
             if loss__n != NULL:
                 loss__n[row] = 0
             continue
-        rest = row_exp_rest(z__c, g__c, n_classes, best)
-        loss = gap + mass * log1p(rest)
-        if g__c != NULL:
+        if mass == 0.0:
+            # Every factor is 0 (an all-zero target row): nothing to learn, and
+            # the zero factors remove their terms exactly, also where the
+            # softmax is undefined (an all -inf row) or NaN.
+            if g__c != NULL:
+                zero_row(g__c, n_classes)
+            loss = gap
+        else:
+            rest = row_exp_rest(z__c, g__c, n_classes, best)
+            loss = gap + mass * log1p(rest)
+        if g__c != NULL and mass != 0.0:
             prob_scale = grad_scale * mass / (1.0 + rest)
             for c in range(n_classes):
                 factor = (1.0 - smoothing) * y__c[c] + uniform

@@ -4,6 +4,8 @@ Values (labels in range, targets in [0, 1], ...) are NOT checked here: the
 kernels check them in their own pass and report the first offending position,
 which ``describe_position`` turns into a readable message.
 """
+import math
+import numbers
 import operator
 import os
 
@@ -28,6 +30,25 @@ def _reject_unsupported(array, name):
         )
 
 
+def _reject_masked(x, name):
+    # np.asarray drops a mask silently; fastce has no mask semantics for these
+    # arguments, so a masked array is refused rather than read unmasked.
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a numpy masked array; fastce does not honour masks. Pass "
+            f"{name}.filled(value) or select the unmasked entries first"
+        )
+
+
+def as_array(x, name):
+    """``np.asarray(x)`` for any argument, refusing masked arrays and dtypes
+    that can never be numbers of ours."""
+    _reject_masked(x, name)
+    array = np.asarray(x)
+    _reject_unsupported(array, name)
+    return array
+
+
 def compute_dtype(dtype):
     """float32/float64 stay; float16 computes in float32; ints and bools in float64."""
     if dtype == np.float32 or dtype == np.float16:
@@ -44,8 +65,7 @@ def as_data(x, name):
     """
     if type(x) is np.ndarray and x.dtype in _COMPUTE_DTYPES and x.flags.c_contiguous:
         return x  # the common case, without numpy's conversion machinery
-    array = np.asarray(x)
-    _reject_unsupported(array, name)
+    array = as_array(x, name)
     # order="C" rather than ascontiguousarray, which turns 0-d into 1-d.
     return np.asarray(array, dtype=compute_dtype(array.dtype), order="C")
 
@@ -54,8 +74,7 @@ def as_values(x, name, dtype, *, contiguous=True):
     """A target/weight argument converted to the compute dtype."""
     if type(x) is np.ndarray and x.dtype == dtype and (not contiguous or x.flags.c_contiguous):
         return x
-    array = np.asarray(x)
-    _reject_unsupported(array, name)
+    array = as_array(x, name)
     if contiguous:
         return np.asarray(array, dtype=dtype, order="C")
     return array.astype(dtype, copy=False)
@@ -121,11 +140,56 @@ def normalize_axis(axis, ndim, name="axis"):
     return value % ndim
 
 
-def output_array(out, shape, dtype, name):
-    """Allocate an output, or check a caller's ``out``/``grad_out``."""
+def _is_same_view(a, b):
+    """Do ``a`` and ``b`` describe exactly the same elements (same memory,
+    dtype, shape and strides), e.g. ``x`` and ``x[...]``?"""
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides)
+
+
+_TooHardError = getattr(getattr(np, "exceptions", np), "TooHardError")
+
+
+def _overlaps(a, b):
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=1 << 20))
+    except _TooHardError:
+        return True  # undecided within the work limit: refuse rather than risk it
+
+
+def check_no_aliasing(out, name, inputs, in_place=None):
+    """Refuse an output that shares memory with an input.
+
+    ``inputs`` maps argument names to what the caller passed (non-arrays are
+    skipped; a caller's array and its converted copy may both be listed).
+    ``in_place`` names the one argument that ``out`` may be exactly (the
+    documented in-place use, ``grad_out=logits`` or ``out=x``); any other
+    sharing, or a partial overlap with it, raises a ValueError naming both.
+    Decided once here, so the kernels may assume that each output is either
+    disjoint from every input or the in-place argument itself.
+    """
+    for input_name, array in inputs.items():
+        if not isinstance(array, np.ndarray):
+            continue
+        if input_name == in_place and _is_same_view(out, array):
+            continue
+        if _overlaps(out, array):
+            allowed = (f", except {name} being {in_place} itself (the very same array)"
+                       if in_place else "")
+            raise ValueError(f"{name} shares memory with {input_name}; an output may not "
+                             f"overlap an input{allowed}")
+
+
+def output_array(out, shape, dtype, name, inputs=None, in_place=None):
+    """Allocate an output, or check a caller's ``out``/``grad_out`` (shape,
+    dtype, layout, and that it shares no memory with ``inputs`` beyond the
+    allowed in-place use, see :func:`check_no_aliasing`)."""
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
+    if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
         raise ValueError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
         raise ValueError(f"{name} has shape {out.shape}, expected {tuple(shape)}")
@@ -135,14 +199,47 @@ def output_array(out, shape, dtype, name):
         raise ValueError(f"{name} must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable")
+    if inputs:
+        check_no_aliasing(out, name, inputs, in_place)
     return out
 
 
+def check_real(value, name, what="a real number"):
+    """A numeric keyword as a Python float. Strings, bools and other
+    non-numbers raise TypeError (``float("0.1")`` would accept a string)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}, got {value!r} of type {type(value).__name__}")
+    return float(value)
+
+
+def check_int(value, name, what="an int", lowest=np.iinfo(np.int64).min,
+              highest=np.iinfo(np.int64).max):
+    """An integer keyword as a Python int in [lowest, highest].
+
+    Bools and strings raise TypeError; so do floats, except integral ones
+    (1.0); an integer outside the range raises ValueError naming ``name``
+    (never OverflowError).
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be {what}, got the bool {value!r}")
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+    elif isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        number = int(value)
+    else:
+        raise TypeError(f"{name} must be {what}, got {value!r} of type {type(value).__name__}")
+    if not lowest <= number <= highest:
+        raise ValueError(f"{name}={value!r} is out of range: it must lie in "
+                         f"[{lowest}, {highest}]")
+    return number
+
+
 def check_fraction(value, name):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a float in [0, 1], got {value!r}") from None
+    number = check_real(value, name, "a float in [0, 1]")
     if not 0.0 <= number <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return number

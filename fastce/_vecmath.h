@@ -146,7 +146,10 @@ static inline double fastce_log1p_unit(double u)
     p = p * s2 + 1.0 / 5.0;
     p = p * s2 + 1.0 / 3.0;
     p = p * s2 + 1.0;
-    return 2.0 * s * p;
+    /* Below 2^-54, log1p(u) = u - u^2/2 rounds to u. Returned as it is, since
+     * for a subnormal u (softplus of a large |t|) the halving in s would
+     * round away its last bit. */
+    return u < 0x1p-54 ? u : 2.0 * s * p;
 }
 
 /* The same series to s^17 for float: truncation < 3e-9 relative. */
@@ -163,7 +166,7 @@ static inline float fastce_log1pf_unit(float u)
     p = p * s2 + 1.0f / 5.0f;
     p = p * s2 + 1.0f / 3.0f;
     p = p * s2 + 1.0f;
-    return 2.0f * s * p;
+    return u < 0x1p-25f ? u : 2.0f * s * p; /* as above */
 }
 
 /* log1p(x) for x >= 0, vectorisable (a row's log of its sum of exps, in the
@@ -320,7 +323,15 @@ static inline double fastce_information_term(int kind, double p, double q)
     if (kind == FASTCE_KL) {
         if (!(p > 0.0))
             return p == 0.0 ? 0.0 : p; /* p = 0 adds nothing; NaN stays NaN */
-        return q > 0.0 ? p * (log(p) - log(q)) : INFINITY;
+        if (!(q > 0.0))
+            return q == 0.0 ? INFINITY : q;
+        /* As scipy's rel_entr: near p = q, log(p) - log(q) cancels, while
+         * p - q is exact there (Sterbenz) and log1p((p - q) / q) keeps its
+         * digits. */
+        double ratio = p / q;
+        if (ratio > 0.5 && ratio < 2.0)
+            return p * log1p((p - q) / q);
+        return p * (log(p) - log(q)); /* p / q may overflow or underflow */
     }
     if (kind == FASTCE_JS) {
         /* p / m as 2p / (p + q): the midpoint m itself can underflow to 0
@@ -422,7 +433,8 @@ FASTCE_DEFINE_BINARY_MATH(double, f64, fastce_exp, fastce_log1p_unit)
 /* The logistic-regression terms of a block of rows: from margins z_i,
  * labels y_i in {0, 1} and sample weights sw_i, set residual_i =
  * sw_i (sigmoid(z_i) - y_i) and add sum sw l, sum sw, sum of residuals and
- * the number of invalid rows (which contribute 0) to sums. The elementwise
+ * the number of invalid rows (which contribute 0) to sums; a NaN margin
+ * gives NaN sums. The elementwise
  * part is one vectorised loop without reductions into a per-row scratch;
  * the sums follow in a plain loop. (Folded into one `omp simd reduction`
  * loop, GCC 12's AVX2/AVX-512 code summed the losses wrongly for n >= 16.) */
@@ -438,10 +450,13 @@ static inline void fastce_logistic_terms(const double *margin, const double *lab
         int valid = (label[i] == 0.0 || label[i] == 1.0) && fastce_is_valid_weight(weight[i]);
         int active = valid && weight[i] != 0.0;
         residual[i] = active ? weight[i] * slope : 0.0;
-        loss[i] = active ? weight[i] * value : (valid ? 0.0 : NAN);
+        loss[i] = active ? weight[i] * value : 0.0;
     }
     for (ptrdiff_t i = 0; i < n; ++i) {
-        if (loss[i] != loss[i]) {  /* an invalid row: reported, contributes 0 */
+        /* An invalid row is reported and contributes 0. Validity is decided
+         * from the label and weight alone: a NaN margin (NaN in X, coef or
+         * the intercept) is data and propagates into the sums. */
+        if (!((label[i] == 0.0 || label[i] == 1.0) && fastce_is_valid_weight(weight[i]))) {
             sums[3] += 1.0;
             continue;
         }

@@ -9,7 +9,7 @@ from fastce._dispatch import kernels
 
 _binary = kernels("_binary")
 from fastce._validation import (
-    as_data, as_values, check_reduction, check_same_shape, check_small_weight,
+    as_data, as_values, check_real, check_reduction, check_same_shape, check_small_weight,
     describe_position, finish_reduction, output_array, resolve_threads,
 )
 
@@ -84,7 +84,9 @@ def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
             ) from None
     threads = resolve_threads(n_threads)
     loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
-    grad = output_array(grad_out, x.shape, x.dtype, "grad_out") if return_grad else None
+    grad = output_array(grad_out, x.shape, x.dtype, "grad_out",
+                        {data_name: data, "target": target, "weight": weight,
+                         "pos_weight": pos_weight}, in_place=data_name) if return_grad else None
     grad_scale = 1.0 / x.size if reduction == "mean" and x.size else 1.0
 
     hess = np.empty(x.shape, dtype=x.dtype) if return_hessian else None
@@ -181,10 +183,8 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
     "none", ``reduction`` defaults to "mean" (over ``logits.size``) like every
     fastce loss. Computed in double precision per element for both dtypes.
     """
-    try:
-        alpha, gamma = float(alpha), float(gamma)
-    except (TypeError, ValueError):
-        raise TypeError(f"alpha and gamma must be floats, got {alpha!r}, {gamma!r}") from None
+    alpha = check_real(alpha, "alpha", "a float")
+    gamma = check_real(gamma, "gamma", "a float")
     if not gamma >= 0.0 or gamma == np.inf:
         raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
     if not alpha <= 1.0:
@@ -196,7 +196,7 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
 def _elementwise(kind, x, out, n_threads):
     array = as_data(x, "x")
     threads = resolve_threads(n_threads)
-    result = output_array(out, array.shape, array.dtype, "out")
+    result = output_array(out, array.shape, array.dtype, "out", {"x": x}, in_place="x")
     _binary.binary_kernel(kind, array, None, None, False, None, result, None, None, 1.0,
                           max(array.size, 1), threads)
     return result

@@ -12,7 +12,7 @@ import numpy as np
 from fastce import _information
 from fastce._dispatch import kernels
 from fastce._validation import (
-    as_data, as_values, check_reduction, check_same_shape, describe_position,
+    as_data, as_values, check_real, check_reduction, check_same_shape, describe_position,
     finish_reduction, normalize_axis, output_array, resolve_threads,
 )
 
@@ -32,10 +32,7 @@ def _rows(array, axis):
 def _log_base_scale(base):
     if base is None:
         return 1.0
-    try:
-        value = float(base)
-    except (TypeError, ValueError):
-        raise TypeError(f"base must be a positive number, got {base!r}") from None
+    value = check_real(base, "base", "a positive number")
     if not (value > 0.0 and value != 1.0 and math.isfinite(value)):
         raise ValueError(f"base must be positive, finite and not 1, got {base!r}")
     return 1.0 / math.log(value)
@@ -144,7 +141,8 @@ def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_gr
     grad_rows = None
     if return_grad:
         if grad_out is not None:
-            output_array(grad_out, x.shape, x.dtype, "grad_out")
+            output_array(grad_out, x.shape, x.dtype, "grad_out", {"logits": logits, "p": p},
+                         in_place="logits")
         if class_axis == x.ndim - 1:
             grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
         else:

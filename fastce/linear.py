@@ -7,13 +7,13 @@ loss plus (l2 / 2) ||coef||^2, which is ``C`` in sklearn with
 l2 = 1 / (C * sum(sample_weight)).
 """
 import math
-import operator
 
 import numpy as np
 
 from fastce._dispatch import kernels
 from fastce._validation import (
-    as_values, check_fraction, check_reduction, compute_dtype, describe_position,
+    as_array, as_values, check_fraction, check_int, check_real, check_reduction, compute_dtype,
+    describe_position,
     finish_reduction, resolve_threads,
 )
 
@@ -37,26 +37,84 @@ def _is_sparse(X):
     return scipy.sparse.issparse(X)
 
 
+def _check_compressed(indptr, indices, data, n_major, n_minor, fmt):
+    """Validate a compressed (CSR/CSC/BSR) structure in O(nnz), before any
+    kernel or scipy routine trusts it: scipy's constructors accept arrays that
+    later read or write out of bounds. Returns nnz."""
+    for array, name in ((indptr, "indptr"), (indices, "indices")):
+        if array.ndim != 1 or array.dtype.kind not in "iu":
+            raise ValueError(f"X (scipy.sparse {fmt}) has a malformed {name}: expected a "
+                             f"1-D integer array, got dtype {array.dtype}, shape {array.shape}")
+    if indptr.shape[0] != n_major + 1:
+        raise ValueError(f"X (scipy.sparse {fmt}) has indptr of length {indptr.shape[0]}, "
+                         f"expected {n_major + 1}")
+    if indptr[0] != 0:
+        raise ValueError(f"X (scipy.sparse {fmt}) has indptr[0] = {indptr[0]}, expected 0")
+    if n_major and np.any(indptr[1:] < indptr[:-1]):
+        position = int(np.flatnonzero(indptr[1:] < indptr[:-1])[0]) + 1
+        raise ValueError(f"X (scipy.sparse {fmt}) has an indptr that decreases at position "
+                         f"{position} ({indptr[position - 1]} -> {indptr[position]})")
+    nnz = int(indptr[-1])
+    if nnz > indices.shape[0] or nnz > data.shape[0]:
+        raise ValueError(f"X (scipy.sparse {fmt}) has indptr[-1] = {nnz}, past the end of "
+                         f"indices ({indices.shape[0]}) or data ({data.shape[0]})")
+    used = indices[:nnz]
+    if nnz and (used.min() < 0 or used.max() >= n_minor):
+        position = int(np.flatnonzero((used < 0) | (used >= n_minor))[0])
+        raise ValueError(f"X (scipy.sparse {fmt}) holds index {used[position]} at position "
+                         f"{position} of indices, outside [0, {n_minor})")
+    return nnz
+
+
+def _checked_csr(X):
+    """A validated CSR matrix holding X's values, never X's own arrays when
+    they would be changed: the caller's matrix is left as it was (unsorted
+    indices and duplicates stay; both are summed correctly as they are)."""
+    import scipy.sparse
+
+    fmt = X.format
+    if fmt in ("csr", "csc", "bsr"):
+        block_rows, block_cols = X.blocksize if fmt == "bsr" else (1, 1)
+        n_major, n_minor = (X.shape[1], X.shape[0]) if fmt == "csc" else \
+            (X.shape[0] // block_rows, X.shape[1] // block_cols)
+        if X.data.ndim != (3 if fmt == "bsr" else 1):
+            raise ValueError(f"X (scipy.sparse {fmt}) has data of shape {X.data.shape}")
+        nnz = _check_compressed(X.indptr, X.indices, X.data, n_major, n_minor, fmt)
+        if fmt == "csr":
+            return scipy.sparse.csr_matrix(
+                (X.data[:nnz], X.indices[:nnz], X.indptr), shape=X.shape, copy=False)
+    elif fmt == "coo":
+        row, col = X.coords if hasattr(X, "coords") else (X.row, X.col)
+        for index, name, bound in ((row, "row", X.shape[0]), (col, "col", X.shape[1])):
+            if index.shape != X.data.shape:
+                raise ValueError(f"X (scipy.sparse coo) has {name} of shape {index.shape} "
+                                 f"but data of shape {X.data.shape}")
+            if index.size and (index.min() < 0 or index.max() >= bound):
+                raise ValueError(f"X (scipy.sparse coo) holds a {name} index outside "
+                                 f"[0, {bound})")
+    # A converted matrix is new: the conversion copies.
+    return X.tocsr()
+
+
 def _design_matrix(X):
     """(dense C-ordered array or None, f_order, csr or None, dtype, shape).
 
-    An F-ordered X is used through its C-ordered transpose (no copy); other
-    sparse formats are converted to CSR; other dense layouts are copied once.
+    An F-ordered X is used through its C-ordered transpose (no copy); sparse
+    input is validated and taken as CSR; other dense layouts are copied once.
     """
     if _is_sparse(X):
-        csr = X.tocsr()
+        if len(X.shape) != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+        csr = _checked_csr(X)
         if csr.dtype.kind not in "fiub":
             raise TypeError(f"X has unsupported dtype {csr.dtype}")
         dtype = compute_dtype(csr.dtype)
         csr = csr.astype(dtype, copy=False)
-        csr.sum_duplicates()
         return None, False, csr, dtype, csr.shape
-    array = np.asarray(X)
+    array = as_array(X, "X")
     if array.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {array.shape}")
     dtype = compute_dtype(array.dtype)
-    if array.dtype.kind not in "fiub":
-        raise TypeError(f"X has unsupported dtype {array.dtype}")
     if array.dtype == dtype and array.flags.f_contiguous and not array.flags.c_contiguous:
         return array.T, True, None, dtype, array.shape
     return as_values(array, "X", dtype), False, None, dtype, array.shape
@@ -72,17 +130,14 @@ def _sample_weight(sample_weight, n_samples, dtype):
 
 
 def _check_l2(l2):
-    try:
-        value = float(l2)
-    except (TypeError, ValueError):
-        raise TypeError(f"l2 must be a non-negative float, got {l2!r}") from None
+    value = check_real(l2, "l2", "a non-negative float")
     if not (value >= 0.0 and math.isfinite(value)):
         raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")
     return value
 
 
 def _coef_dtype(coef):
-    dtype = np.asarray(coef).dtype
+    dtype = as_array(coef, "coef").dtype
     return dtype if dtype.kind == "f" and dtype.itemsize >= 4 else np.dtype(np.float64)
 
 
@@ -134,10 +189,7 @@ def logistic_regression_loss(X, y, coef, intercept=0.0, *, sample_weight=None, l
     if labels.shape != (n_samples,):
         raise ValueError(f"y must have shape ({n_samples},), got {labels.shape}")
     weight = _sample_weight(sample_weight, n_samples, dtype)
-    try:
-        intercept = float(intercept)
-    except (TypeError, ValueError):
-        raise TypeError(f"intercept must be a float, got {intercept!r}") from None
+    intercept = check_real(intercept, "intercept", "a float")
     threads = resolve_threads(n_threads)
     if csr is not None:
         indices = csr.indices.astype(np.int64, copy=False)
@@ -164,19 +216,11 @@ def _chunk_rows(n_rows, n_outputs, chunk_size):
     if chunk_size is None:
         rows = max(_MIN_CHUNK_ROWS, _CHUNK_LOGITS // max(n_outputs, 1))
         return max(1, min(max(n_rows, 1), rows))
-    if isinstance(chunk_size, (bool, np.bool_)):
-        raise TypeError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    try:
-        value = operator.index(chunk_size)
-    except TypeError:
-        raise TypeError(f"chunk_size must be a positive int, got {chunk_size!r}") from None
-    if value < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
-    return value
+    return check_int(chunk_size, "chunk_size", "a positive int", lowest=1)
 
 
 def _labels(y, n_samples, name="y"):
-    labels = np.asarray(y)
+    labels = as_array(y, name)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
     if labels.shape != (n_samples,):
@@ -186,11 +230,6 @@ def _labels(y, n_samples, name="y"):
         raise ValueError(f"{name} holds class index {labels[bad]} at position ({bad},), "
                          "too large")
     return np.ascontiguousarray(labels, dtype=np.int64)
-
-
-# Labels are checked by the cross-entropy kernel; this sentinel is never a
-# valid class and never a label a caller can mean to ignore in softmax regression.
-_NO_IGNORE = np.iinfo(np.int64).min
 
 
 def softmax_regression_loss(X, y, coef, intercept=None, *, sample_weight=None, l2=0.0,
@@ -222,6 +261,8 @@ def softmax_regression_loss(X, y, coef, intercept=None, *, sample_weight=None, l
         if b.shape != (n_classes,):
             raise ValueError(f"intercept must have shape ({n_classes},), got {b.shape}")
     labels = _labels(y, n_samples)
+    if n_classes == 0 and n_samples:
+        raise ValueError(f"coef has shape {W.shape}: 0 classes, so no label in y is valid")
     weight = _sample_weight(sample_weight, n_samples, dtype)
     if weight is not None and weight.size and not np.all(np.isfinite(weight) & (weight >= 0)):
         bad = int(np.flatnonzero(~(np.isfinite(weight) & (weight >= 0)))[0])
@@ -246,7 +287,7 @@ def softmax_regression_loss(X, y, coef, intercept=None, *, sample_weight=None, l
             logits += b
         losses = sample_losses[:stop - start]
         _, _, bad = _softmax.cross_entropy_labels(
-            logits, labels[start:stop], None, float(n_classes), n_classes, _NO_IGNORE, 0.0,
+            logits, labels[start:stop], None, float(n_classes), n_classes, 0, False, 0.0,
             losses, logits if return_grad else None, 1.0, threads)
         if bad >= 0:
             _raise_bad_row(start + bad, labels, None, n_classes)
@@ -298,7 +339,7 @@ def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_inde
     """
     reduction = check_reduction(reduction)
     smoothing = check_fraction(label_smoothing, "label_smoothing")
-    H_arr = np.asarray(hidden)
+    H_arr = as_array(hidden, "hidden")
     if H_arr.ndim != 2:
         raise ValueError(f"hidden must be 2-D (N, H), got shape {H_arr.shape}")
     dtype = compute_dtype(H_arr.dtype)
@@ -314,14 +355,12 @@ def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_inde
         if b.shape != (n_classes,):
             raise ValueError(f"bias must have shape ({n_classes},), got {b.shape}")
     labels = _labels(target, n_rows, "target")
-    try:
-        ignore = int(ignore_index)
-    except (TypeError, ValueError):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}") from None
+    ignore = check_int(ignore_index, "ignore_index")
     threads = resolve_threads(n_threads)
     rows_per_chunk = _chunk_rows(n_rows, n_classes, chunk_size)
 
-    denominator, bad = _softmax.label_weight_total(labels, None, n_classes, ignore, threads)
+    denominator, bad = _softmax.label_weight_total(labels, None, n_classes, ignore, True,
+                                                      threads)
     if bad >= 0:
         raise ValueError(f"target holds class index {labels[bad]} at position "
                          f"{describe_position(bad, (n_rows,))}, outside [0, {n_classes}) "
@@ -340,10 +379,15 @@ def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_inde
         np.matmul(H_arr[start:stop], W.T, out=logits)
         if b is not None:
             logits += b
-        chunk_total, _, _ = _softmax.cross_entropy_labels(
-            logits, labels[start:stop], None, float(n_classes), n_classes, ignore, smoothing,
-            None if per_sample is None else per_sample[start:stop],
-            logits if return_grad else None, grad_scale, threads)
+        if n_classes:
+            chunk_total, _, _ = _softmax.cross_entropy_labels(
+                logits, labels[start:stop], None, float(n_classes), n_classes, ignore, True,
+                smoothing, None if per_sample is None else per_sample[start:stop],
+                logits if return_grad else None, grad_scale, threads)
+        else:  # V = 0: every label is ignore_index (checked above), nothing to add
+            chunk_total = 0.0
+            if per_sample is not None:
+                per_sample[start:stop] = 0
         total += chunk_total
         if return_grad:
             np.matmul(logits, W, out=grad_hidden[start:stop])

@@ -15,7 +15,7 @@ from fastce._dispatch import kernels
 
 _softmax = kernels("_softmax")
 from fastce._validation import (
-    as_data, as_values, check_fraction, check_reduction, check_same_shape,
+    as_array, as_data, as_values, check_fraction, check_int, check_reduction, check_same_shape,
     check_small_weight, describe_position, finish_reduction, normalize_axis,
     output_array, resolve_threads,
 )
@@ -113,7 +113,8 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         raise ValueError("logits must have at least one dimension (the classes)")
     class_axis = normalize_axis(axis, x.ndim)
     n_classes = x.shape[class_axis]
-    target_array = np.asarray(target)
+    target_array = as_array(target, "target")
+    ignore = check_int(ignore_index, "ignore_index")
     if target_array.dtype.kind == "b":
         raise TypeError("target of dtype bool is ambiguous; pass integer class indices "
                         "or float probabilities")
@@ -142,7 +143,9 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     grad_rows = None
     if return_grad:
         if grad_out is not None:
-            output_array(grad_out, x.shape, x.dtype, "grad_out")
+            output_array(grad_out, x.shape, x.dtype, "grad_out",
+                         {"logits": logits, "target": target, "weight": weight},
+                         in_place="logits")
         # Write straight into grad_out when its layout is the kernel's.
         if in_caller_layout:
             grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
@@ -155,10 +158,6 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         labels = _class_labels(target_array, x.shape, class_axis, n_classes, ignore_index)
         if n_classes == 0 and n_rows and np.any(labels != ignore_index):
             raise ValueError("logits has 0 classes, so no class index is valid")
-        try:
-            ignore = int(ignore_index)
-        except (TypeError, ValueError):
-            raise TypeError(f"ignore_index must be an int, got {ignore_index!r}") from None
         weight_total = float(class_weight.sum(dtype=np.float64)) if class_weight is not None \
             else float(n_classes)
         grad_scale = 1.0
@@ -166,7 +165,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         if grad_rows is not None and reduction == "mean":
             denominator, bad = _softmax.label_weight_total(
                 labels, None if class_weight is None else class_weight.astype(np.float64),
-                n_classes, ignore, threads)
+                n_classes, ignore, True, threads)
             if bad >= 0:
                 _raise_bad_label(labels, bad, target_array.shape, n_classes)
             grad_scale = 1.0 / denominator if denominator else 0.0
@@ -177,7 +176,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
                     array.fill(0)
         else:
             total, label_weight_sum, bad = _softmax.cross_entropy_labels(
-                rows, labels, class_weight, weight_total, n_classes, ignore, smoothing,
+                rows, labels, class_weight, weight_total, n_classes, ignore, True, smoothing,
                 loss_rows, grad_rows, grad_scale, threads, hess_rows, inner)
         if bad >= 0:
             _raise_bad_label(labels, bad, target_array.shape, n_classes)
@@ -244,7 +243,7 @@ def _normalize(mode, x, axis, out, n_threads, out_is_rows):
     n_classes = array.shape[class_axis]
     inner = math.prod(array.shape[class_axis + 1:])
     if out_is_rows:
-        result = output_array(out, array.shape, array.dtype, "out")
+        result = output_array(out, array.shape, array.dtype, "out", {"x": x}, in_place="x")
         _softmax.normalize(mode, array, result, n_classes, threads, inner)
         return result
     # logsumexp: one value per position; an empty class axis sums to 0, so -inf.
