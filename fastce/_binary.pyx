@@ -62,12 +62,15 @@ cdef double _binary_block(
     Py_ssize_t start,
     Py_ssize_t stop,
     Py_ssize_t* bad_position,
+    double* bad_x,
 ) noexcept nogil:
     """Elements [start, stop) of a flat problem with ``n_cols`` per row.
 
     Absent inputs read from a chunk of ones and absent outputs go to a chunk
     buffer, so the vectorised loop has no branches on them. ``weight`` is
-    either per element (flat, like x) or per column. Returns the float64 sum.
+    either per element (flat, like x) or per column. Returns the float64 sum;
+    the first invalid element's position goes to ``bad_position`` and its x
+    to ``bad_x`` (in place, x itself is overwritten by then).
     """
     cdef floating ones[FASTCE_BINARY_CHUNK]
     cdef floating weight_chunk[FASTCE_BINARY_CHUNK]
@@ -123,6 +126,7 @@ cdef double _binary_block(
             for i in range(n):
                 if not fastce_binary_valid(kind, x[i], y[i], w[i]):
                     bad_position[0] = chunk_start + i
+                    bad_x[0] = x[i]
                     break
         chunk_start += n
     return block_loss
@@ -149,7 +153,7 @@ cdef object _run_binary(
     cdef Py_ssize_t block, start, stop, bad
     cdef int threads = threads_for(n, n_threads)
     cdef BlockScratch scratch
-    cdef double total
+    cdef double total, bad_x = 0.0
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
         raise MemoryError()
@@ -161,11 +165,13 @@ cdef object _run_binary(
             scratch.loss[block] = _binary_block(
                 kind, x, target, weight, weight_per_column, pos_weight, n_cols,
                 loss_out, grad_out, hess_out, grad_scale, alpha, gamma, start, stop,
-                &scratch.bad[block])
+                &scratch.bad[block], &scratch.weight[block])
         total = sum_in_block_order(scratch.loss, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
+        if bad >= 0:
+            bad_x = scratch.weight[bad // BLOCK_ELEMENTS]
     scratch_free(&scratch)
-    return total, bad
+    return total, bad, bad_x
 
 
 def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weight,
@@ -179,13 +185,14 @@ def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weigh
     array (``target`` is unused by sigmoid/log_sigmoid, which write into
     ``loss_out``). ``hess_out`` receives the diagonal Hessian (BCE with logits,
     logistic); ``alpha`` and ``gamma`` are the focal loss's. Returns
-    ``(loss_sum, first_bad_flat_position)``, -1 when every value was valid.
+    ``(loss_sum, first_bad_flat_position, x_there)``, the position -1 when
+    every value was valid.
     The GIL is released for the whole pass.
     """
     cdef int typenum = float_typenum(x)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     if n == 0:
-        return 0.0, -1
+        return 0.0, -1, 0.0
     cdef void* x_ptr = array_data(x, typenum, n, False)
     cdef void* target_ptr = array_data(target, typenum, n, False)
     cdef void* weight_ptr = array_data(weight, typenum, n_cols if weight_per_column else n, False)

@@ -45,20 +45,26 @@ def _weight_layout(weight, shape, dtype):
     return np.ascontiguousarray(full), False
 
 
-def _raise_bad_value(kind, bad, x, target, weight, per_column, data_name):
-    """Turn the kernel's first offending position into a clear ValueError."""
+def _raise_bad_value(kind, bad, bad_x, x, target, weight, per_column, data_name):
+    """Turn the kernel's first offending position into a clear ValueError.
+
+    ``target`` and ``weight`` are intact (no output may share their memory),
+    so they are read here; ``x`` may have been overwritten in place by the
+    gradient, so its value there comes from the kernel (``bad_x``).
+    """
     position = describe_position(bad, x.shape)
-    if kind == _binary.BCE_PROBS and not 0.0 <= x.flat[bad] <= 1.0:
-        raise ValueError(f"{data_name} must be in [0, 1]; got {x.flat[bad].item()!r} at position {position}")
     value = target.flat[bad].item()
     if kind == _binary.LOGISTIC and value not in (-1.0, 1.0):
         raise ValueError(f"target must be -1 or +1; got {value!r} at position {position}")
     if kind != _binary.LOGISTIC and not 0.0 <= value <= 1.0:
         raise ValueError(f"target must be in [0, 1] (not NaN); got {value!r} at position {position}")
-    weight_value = weight.flat[bad % weight.size if per_column else bad].item()
-    raise ValueError(
-        f"weight must be finite and non-negative; got {weight_value!r} at position {position}"
-    )
+    if weight is not None:
+        weight_value = weight.flat[bad % weight.size if per_column else bad].item()
+        if not (weight_value >= 0.0 and weight_value < np.inf):
+            raise ValueError(f"weight must be finite and non-negative; got {weight_value!r} "
+                             f"at position {position}")
+    raise ValueError(f"{data_name} must be in [0, 1] (not NaN); got {bad_x!r} at position "
+                     f"{position}")
 
 
 def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
@@ -91,11 +97,11 @@ def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
 
     hess = np.empty(x.shape, dtype=x.dtype) if return_hessian else None
 
-    total, bad = _binary.binary_kernel(kind, x, y, weight_array, per_column, pos_weight_c,
-                                       loss_out, grad, hess, grad_scale, max(n_cols, 1),
-                                       threads, alpha, gamma)
+    total, bad, bad_x = _binary.binary_kernel(kind, x, y, weight_array, per_column,
+                                              pos_weight_c, loss_out, grad, hess, grad_scale,
+                                              max(n_cols, 1), threads, alpha, gamma)
     if bad >= 0:
-        _raise_bad_value(kind, bad, x, y, weight_array, per_column, data_name)
+        _raise_bad_value(kind, bad, bad_x, x, y, weight_array, per_column, data_name)
     loss = loss_out if reduction == "none" else finish_reduction(total, reduction, x.size)
     if return_hessian:
         return loss, grad, hess
