@@ -173,7 +173,10 @@ def logistic_regression_loss(X, y, coef, intercept=0.0, *, sample_weight=None, l
     y : (n_samples,) labels in {0, 1}; anything else raises ValueError.
     coef : (n_features,); intercept : float.
     sample_weight : (n_samples,) finite, >= 0; default ones. Zero total weight
-        leaves only the penalty.
+        leaves only the penalty; a row of weight exactly 0 is removed exactly.
+    NaN in X, coef or intercept is data: it gives a NaN loss and NaN gradients
+    (no row is skipped). A sparse X is validated (indices, indptr) before it is
+    read, and never modified.
     l2 : the penalty's strength, >= 0.
 
     Returns the loss (float64), or ``(loss, grad_coef, grad_intercept)`` with
