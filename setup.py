@@ -1,27 +1,33 @@
 """Build the Cython kernels.
 
-Compiler flags follow PERF.md: -O3 with -fno-math-errno and -fno-trapping-math
-(lets GCC inline and vectorise libm-free arithmetic) but never the fast-math
-flag, which breaks NaN/inf semantics and can flip flush-to-zero for the whole
-process, and never a build-machine-specific -march, which would make wheels
-unportable.
-OpenMP is detected by compiling a tiny program; without it the kernels build
-serially (Cython's prange degrades to a plain loop) and a warning is printed.
+Compiler flags (GCC and Clang): -O3 with -fno-math-errno and -fno-trapping-math,
+which let the compiler inline and vectorise libm-free arithmetic, but never the
+fast-math family, which breaks the NaN/inf semantics and can flip flush-to-zero
+for the whole process, and never a build-machine-specific -march, which would
+make wheels unportable. -g0 (and, on Linux, --strip-debug at link time) keeps
+debug info out of the shipped .so files. MSVC gets /O2 and /openmp.
+
+The flags depend on the compiler, which is only known once build_ext has set it
+up, so they are chosen in BuildExt.build_extensions (self.compiler.compiler_type),
+and Cython runs there too: `python -m build --sdist` does not cythonize anything.
+
+OpenMP is detected by compiling and linking a tiny program with the compiler
+that builds the extensions; without it the kernels build serially (Cython's
+prange degrades to a plain loop) and a warning is printed.
+FASTCE_DISABLE_OPENMP=1 forces a serial build.
 """
 import os
-import platform
-import shutil
-import subprocess
+import shlex
 import sys
 import sysconfig
 import tempfile
 import warnings
 
-import numpy as np
-from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
-SAFE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"]
+UNIX_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "-g0"]
+MSVC_FLAGS = ["/O2"]
 
 OPENMP_PROBE = r"""
 #include <omp.h>
@@ -33,70 +39,45 @@ int main(void) {
 }
 """
 
-
-def detect_openmp_flags():
-    """Return (compile_args, link_args) for OpenMP, or None when unavailable."""
-    if os.environ.get("FASTCE_DISABLE_OPENMP"):
-        return None
-    compiler = sysconfig.get_config_var("CC") or "cc"
-    compiler = compiler.split()[0]
-    if shutil.which(compiler) is None:
-        compiler = "cc"
-    candidates = [(["-fopenmp"], ["-fopenmp"])]
-    if sys.platform == "darwin":
-        candidates.append((["-Xpreprocessor", "-fopenmp"], ["-lomp"]))
-    with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "probe.c")
-        with open(source, "w") as handle:
-            handle.write(OPENMP_PROBE)
-        for compile_args, link_args in candidates:
-            binary = os.path.join(tmp, "probe")
-            command = [compiler, *compile_args, source, "-o", binary, *link_args]
-            try:
-                result = subprocess.run(command, capture_output=True, timeout=60)
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if result.returncode == 0:
-                return compile_args, link_args
-    return None
-
-
-openmp = detect_openmp_flags()
-if openmp is None:
-    warnings.warn(
-        "fastce: OpenMP was not found; building the kernels without threads "
-        "(they will run serially).",
-        stacklevel=1,
-    )
-    print("*** fastce: OpenMP not available, building a serial version ***")
-    omp_compile, omp_link = [], []
-else:
-    omp_compile, omp_link = openmp
-
-is_msvc = sys.platform == "win32"
-extra_compile = ["/O2", "/openmp"] if is_msvc else SAFE_FLAGS + omp_compile
-extra_link = [] if is_msvc else omp_link
-
-IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
-
 # Run-time SIMD dispatch (fastce/_dispatch.py): each kernel module is compiled
 # from ONE source in several variants, and the best the CPU supports is
-# imported. Fixed ISA levels, never the build machine's own, so wheels stay portable.
-if IS_X86 and not is_msvc:
-    SIMD_VARIANTS = {
-        "baseline": ["-march=x86-64-v2", "-mtune=generic"],
-        "avx2": ["-march=x86-64-v2", "-mtune=generic", "-mavx2", "-mfma"],
-        "avx512": ["-march=x86-64-v2", "-mtune=generic", "-mavx2", "-mfma", "-mavx512f",
-                   "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mprefer-vector-width=512"],
-    }
-else:
-    SIMD_VARIANTS = {"baseline": []}
-
+# imported. Fixed ISA levels, never the build machine's own, so wheels stay
+# portable. Only GCC/Clang on x86 build more than the baseline: _cpu.h detects
+# the CPU's features with GCC builtins, so elsewhere only "baseline" is used.
+X86_VARIANTS = {
+    "baseline": ["-march=x86-64-v2", "-mtune=generic"],
+    "avx2": ["-march=x86-64-v2", "-mtune=generic", "-mavx2", "-mfma"],
+    "avx512": ["-march=x86-64-v2", "-mtune=generic", "-mavx2", "-mfma", "-mavx512f",
+               "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mprefer-vector-width=512"],
+}
 KERNEL_MODULES = ["_binary", "_softmax", "_linear"]
+# Scalar (libm) loops that gain nothing from SIMD variants are built once.
+SINGLE_MODULES = ["_config", "_information"]
+
+CYTHON_DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": False,
+}
+
+
+def target_is_x86():
+    """Whether the wheel being built targets x86 (honours cross-compilation:
+    cibuildwheel sets _PYTHON_HOST_PLATFORM/ARCHFLAGS, which sysconfig reads)."""
+    archflags = os.environ.get("ARCHFLAGS", "")
+    if sys.platform == "darwin" and archflags:
+        return "x86_64" in archflags.split() and "arm64" not in archflags.split()
+    platform_tag = sysconfig.get_platform().lower()
+    return platform_tag.endswith(("x86_64", "amd64", "i686", "i386")) or platform_tag == "win32"
 
 
 def variant_source(module, variant):
-    """A generated one-line .pyx that includes the module's single source."""
+    """A generated one-line .pyx that includes the module's single source.
+
+    These files are not in git nor in the sdist: they are written here, each time
+    setup.py runs."""
     path = os.path.join("fastce", f"{module}_{variant}.pyx")
     text = (f"# Generated by setup.py: the {variant} SIMD build of {module}.pyx.\n"
             f'include "{module}.pyx"\n')
@@ -106,33 +87,110 @@ def variant_source(module, variant):
     return path
 
 
-def extension(name, source, flags=()):
-    return Extension(
-        f"fastce.{name}",
-        [source],
-        include_dirs=[np.get_include(), "fastce"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=extra_compile + list(flags),
-        extra_link_args=extra_link,
-    )
+def simd_variant(extension):
+    """The SIMD variant an extension is built as, or None for a single module."""
+    suffix = extension.name.rsplit("_", 1)[-1]
+    return suffix if suffix in X86_VARIANTS else None
 
 
-# Scalar (libm) loops that gain nothing from SIMD variants are built once.
-extensions = [extension("_config", "fastce/_config.pyx"),
-              extension("_information", "fastce/_information.pyx")]
+def probe_openmp(compiler, compile_args, link_args):
+    """Compile and link OPENMP_PROBE with this compiler; True when it works."""
+    from setuptools.errors import CCompilerError, CompileError, LinkError
+
+    # link_executable does not see LDFLAGS (only the shared-object linker does);
+    # macOS builds put libomp's -L there.
+    env_link = shlex.split(os.environ.get("LDFLAGS", ""))
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            with open("probe.c", "w") as handle:
+                handle.write(OPENMP_PROBE)
+            objects = compiler.compile(["probe.c"], extra_postargs=compile_args)
+            compiler.link_executable(objects, "probe",
+                                     extra_postargs=[*link_args, *env_link])
+        except (CCompilerError, CompileError, LinkError, OSError):
+            return False
+        finally:
+            os.chdir(cwd)
+    return True
+
+
+class BuildExt(build_ext):
+    """Per-compiler flags, OpenMP detection, then Cython, then the C build."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            # 11 extension modules: build them on every core.
+            self.parallel = os.cpu_count() or 1
+
+    def openmp_flags(self, compiler_type):
+        if os.environ.get("FASTCE_DISABLE_OPENMP"):
+            return None
+        if compiler_type == "msvc":
+            return ["/openmp"], []
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+        if sys.platform == "darwin":
+            # Apple Clang: libomp from Homebrew or conda-forge (llvm-openmp), found
+            # through CPPFLAGS/LDFLAGS (see [tool.cibuildwheel.macos]).
+            candidates.insert(0, (["-Xpreprocessor", "-fopenmp"], ["-lomp"]))
+        for compile_args, link_args in candidates:
+            if probe_openmp(self.compiler, compile_args, link_args):
+                return compile_args, link_args
+        return None
+
+    def build_extensions(self):
+        from Cython.Build import cythonize
+        import numpy as np
+
+        compiler_type = self.compiler.compiler_type
+        is_msvc = compiler_type == "msvc"
+        openmp = self.openmp_flags(compiler_type)
+        if openmp is None:
+            warnings.warn("fastce: OpenMP was not found; building the kernels without "
+                          "threads (they will run serially).", stacklevel=1)
+            print("*** fastce: OpenMP not available, building a serial version ***")
+            omp_compile, omp_link = [], []
+        else:
+            omp_compile, omp_link = openmp
+
+        if is_msvc:
+            base_compile, base_link = MSVC_FLAGS + omp_compile, omp_link
+        else:
+            base_compile, base_link = UNIX_FLAGS + omp_compile, list(omp_link)
+            if sys.platform.startswith("linux"):
+                base_link.append("-Wl,--strip-debug")
+        multi_variant = target_is_x86() and not is_msvc
+
+        kept = []
+        for ext in self.extensions:
+            variant = simd_variant(ext)
+            if variant is not None and variant != "baseline" and not multi_variant:
+                continue  # this compiler/target builds the baseline variant only
+            flags = X86_VARIANTS[variant] if variant and multi_variant else []
+            ext.include_dirs = [np.get_include(), "fastce", *ext.include_dirs]
+            ext.define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                                 *ext.define_macros]
+            ext.extra_compile_args = base_compile + flags
+            ext.extra_link_args = base_link
+            kept.append(ext)
+        print(f"fastce: compiler {compiler_type}, OpenMP {openmp is not None}, "
+              f"SIMD variants {'all' if multi_variant else 'baseline only'}")
+        # cythonize returns new Extension objects without setuptools' attributes:
+        # keep the originals, with their .pyx sources swapped for the generated .c.
+        cythonized = {ext.name: ext for ext in cythonize(
+            kept, compiler_directives=CYTHON_DIRECTIVES, nthreads=self.parallel or 0)}
+        for ext in kept:
+            ext.sources = cythonized[ext.name].sources
+        self.extensions[:] = kept
+        super().build_extensions()
+
+
+extensions = [Extension(f"fastce.{name}", [f"fastce/{name}.pyx"]) for name in SINGLE_MODULES]
 for module in KERNEL_MODULES:
-    for variant, flags in SIMD_VARIANTS.items():
-        extensions.append(extension(f"{module}_{variant}", variant_source(module, variant), flags))
+    for variant in X86_VARIANTS:
+        extensions.append(
+            Extension(f"fastce.{module}_{variant}", [variant_source(module, variant)]))
 
-setup(
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives={
-            "language_level": 3,
-            "boundscheck": False,
-            "wraparound": False,
-            "cdivision": True,
-            "initializedcheck": False,
-        },
-    ),
-)
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

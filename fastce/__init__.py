@@ -1,10 +1,40 @@
 """fastce: fast, exact cross-entropy losses and fused gradients for NumPy batches.
 
 The kernels are typed Cython loops that release the GIL and run on OpenMP
-threads. ``fastce.reference`` holds a pure-NumPy version of every function.
+threads. ``fastce.reference`` holds a pure-NumPy version of every function;
+``fastce.linear`` the linear models. Both, and the other public submodules, are
+imported on first access (PEP 562), so ``import fastce`` stays fast.
 """
-from fastce import _config, _dispatch
-from fastce.binary_losses import (
+import importlib as _importlib
+import importlib.machinery as _machinery
+import os as _os
+
+from fastce._version import __version__
+
+
+def _unbuilt_source_tree():
+    """True when this package is a source folder whose extensions were never built."""
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    if not _os.path.exists(_os.path.join(here, "_config.pyx")):
+        return False
+    return not any(_os.path.exists(_os.path.join(here, "_config" + suffix))
+                   for suffix in _machinery.EXTENSION_SUFFIXES)
+
+
+try:
+    from fastce import _config
+except ImportError as _error:
+    if _unbuilt_source_tree():
+        raise ImportError(
+            "fastce is being imported from its source tree "
+            f"({_os.path.dirname(_os.path.abspath(__file__))}), which has no compiled "
+            "kernels. Install it with `pip install .` and run Python from another "
+            "directory, or build in place with `python setup.py build_ext --inplace`."
+        ) from _error
+    raise
+
+from fastce import _dispatch  # noqa: E402
+from fastce.binary_losses import (  # noqa: E402
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     log_sigmoid,
@@ -12,16 +42,14 @@ from fastce.binary_losses import (
     sigmoid,
     sigmoid_focal_loss,
 )
-from fastce.information import (
+from fastce.information import (  # noqa: E402
     categorical_cross_entropy,
     entropy,
     js_divergence,
     kl_divergence,
     kl_divergence_with_logits,
 )
-from fastce.softmax_losses import cross_entropy, log_softmax, logsumexp, softmax
-
-__version__ = "0.1.0"
+from fastce.softmax_losses import cross_entropy, log_softmax, logsumexp, softmax  # noqa: E402
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -41,6 +69,30 @@ __all__ = [
     "categorical_cross_entropy",
     "show_config",
 ]
+
+
+def _public_submodules():
+    """The public submodules shipped with this copy of fastce (a file listing, no import)."""
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    names = set()
+    for entry in _os.listdir(here):
+        stem, ext = _os.path.splitext(entry)
+        if ext == ".py" and not stem.startswith("_"):
+            names.add(stem)
+        elif _os.path.isfile(_os.path.join(here, entry, "__init__.py")) and not entry.startswith("_"):
+            names.add(entry)
+    return names
+
+
+def __getattr__(name):
+    """Import public submodules (fastce.reference, fastce.linear, ...) on first access."""
+    if not name.startswith("_") and name in _public_submodules():
+        return _importlib.import_module(f"fastce.{name}")
+    raise AttributeError(f"module 'fastce' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _public_submodules())
 
 
 def show_config(print_out=True):
