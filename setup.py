@@ -50,7 +50,7 @@ X86_VARIANTS = {
     "avx512": ["-march=x86-64-v2", "-mtune=generic", "-mavx2", "-mfma", "-mavx512f",
                "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mprefer-vector-width=512"],
 }
-KERNEL_MODULES = ["_binary", "_softmax", "_linear"]
+KERNEL_MODULES = ["_binary", "_softmax", "_linear", "_profile"]
 # Scalar (libm) loops that gain nothing from SIMD variants are built once.
 SINGLE_MODULES = ["_config", "_information"]
 

@@ -1,6 +1,7 @@
 """Pick the SIMD build of the kernel modules at import.
 
-setup.py compiles each kernel module (``_binary``, ``_softmax``, ``_linear``) from ONE
+setup.py compiles each kernel module (``_binary``, ``_softmax``, ``_linear``,
+``_profile``) from ONE
 source in several variants: ``baseline`` (x86-64-v2 on x86, the compiler's
 default elsewhere), ``avx2`` (AVX2 + FMA) and ``avx512`` (AVX-512 F/DQ/BW/VL,
 512-bit vectors). The best one the CPU supports is imported;
@@ -12,7 +13,7 @@ import os
 from fastce import _config
 
 VARIANTS = ("avx512", "avx2", "baseline")
-FAMILIES = ("_binary", "_softmax", "_linear")
+FAMILIES = ("_binary", "_softmax", "_linear", "_profile")
 
 
 def _built(variant):

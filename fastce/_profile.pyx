@@ -1,0 +1,453 @@
+"""Array loops of dataset profiling (fastce.profiling).
+
+``sample_stats`` reads each row of a chunk once (plus the cached max pass) and
+writes one value per sample for every statistic the report needs: no N x C
+temporary. ``accumulate`` adds a chunk's statistics to the exact sums and
+counts of an accumulator's state. ``label_issues`` is confident learning's
+second pass. The per-sample formulas and the exact sums are in _profile.h.
+"""
+import numpy as np
+
+from cython.parallel cimport prange
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uint64_t
+from libc.math cimport INFINITY
+from libc.string cimport memcpy
+
+from fastce._arrays cimport array_data, float_typenum
+
+cnp.import_array()
+
+cdef extern from "_profile.h" nogil:
+    ctypedef struct fastce_sample_stats:
+        double loss, confidence, margin, entropy, self_confidence, brier
+        int64_t prediction, n_above
+    enum:
+        FASTCE_EXACT_SIZE
+        FASTCE_EXACT_NAN
+    void fastce_logits_row_stats(const void* row, int is_f32, Py_ssize_t n_classes,
+                                 int64_t label, fastce_sample_stats* out) noexcept
+    void fastce_probs_row_stats(const void* row, int is_f32, Py_ssize_t n_classes,
+                                int64_t label, fastce_sample_stats* out) noexcept
+    Py_ssize_t fastce_probs_row_invalid(const void* row, int is_f32,
+                                        Py_ssize_t n_classes) noexcept
+    void fastce_binary_stats(double x, int is_logit, int64_t label,
+                             fastce_sample_stats* out) noexcept
+    int fastce_label_issue(const void* row, int is_f32, int is_logit, Py_ssize_t n_classes,
+                           int64_t label, const double* threshold,
+                           double* self_confidence) noexcept
+    void fastce_exact_add(int64_t* acc, double value) noexcept
+    void fastce_exact_normalize(int64_t* acc) noexcept
+    double fastce_exact_value(const int64_t* acc) noexcept
+
+EXACT_SIZE = FASTCE_EXACT_SIZE
+
+# Statistics per sample, in the order of the rows of ``sample_stats``'s output.
+STAT_NAMES = ("loss", "confidence", "margin", "entropy", "self_confidence", "brier")
+
+# The loss histogram: bin 0 holds losses below 2^HIST_MIN_EXPONENT (0 among
+# them); then 2^HIST_SUBBINS_LOG2 bins of equal width per octave up to 2^7 =
+# 128 > the loss clamp of 100. From the float's own bits, so a loss lands in
+# its bin exactly, and a bin's relative width is at most 1/64.
+cdef enum:
+    HIST_MIN_EXPONENT_ = -64
+    HIST_MAX_EXPONENT_ = 7
+    HIST_SUBBINS_LOG2_ = 6
+    HIST_BINS_ = 1 + ((HIST_MAX_EXPONENT_ - HIST_MIN_EXPONENT_) << HIST_SUBBINS_LOG2_)
+
+HIST_MIN_EXPONENT = HIST_MIN_EXPONENT_
+HIST_MAX_EXPONENT = HIST_MAX_EXPONENT_
+HIST_SUBBINS_LOG2 = HIST_SUBBINS_LOG2_
+HIST_BINS = HIST_BINS_
+
+cdef enum:
+    ROWS_PER_BLOCK = 256
+    # Fields of the exact sums (per row of the state arrays).
+    G_WEIGHT = 0
+    G_LOSS = 1
+    G_CORRECT = 2
+    G_TOP5 = 3
+    G_BRIER = 4
+    G_ENTROPY = 5
+    G_MARGIN = 6
+    G_CONFIDENCE = 7
+    G_FIELDS = 8
+    B_WEIGHT = 0
+    B_CONFIDENCE = 1
+    B_CORRECT = 2
+    B_FIELDS = 3
+    K_WEIGHT = 0
+    K_LOSS = 1
+    K_CORRECT = 2
+    K_SELF_CONFIDENCE = 3
+    K_SELF_CONFIDENCE_UNWEIGHTED = 4
+    K_PREDICTED_WEIGHT = 5
+    K_FIELDS = 6
+
+GLOBAL_FIELDS = ("weight", "loss", "correct", "top5", "brier", "entropy", "margin", "confidence")
+BIN_FIELDS = ("weight", "confidence", "correct")
+CLASS_FIELDS = ("weight", "loss", "correct", "self_confidence", "self_confidence_unweighted",
+                "predicted_weight")
+
+# Kinds of sample_stats: a softmax row of logits or probabilities, or one
+# binary element (binary task, and each label of a multi-label task); and
+# what it found wrong first: nothing, a label, a prediction.
+cdef enum:
+    ROWS_LOGITS_ = 0
+    ROWS_PROBS_ = 1
+    ELEMENTS_LOGITS_ = 2
+    ELEMENTS_PROBS_ = 3
+    BAD_NONE_ = 0
+    BAD_LABEL_ = 1
+    BAD_PREDICTION_ = 2
+
+ROWS_LOGITS = ROWS_LOGITS_
+ROWS_PROBS = ROWS_PROBS_
+ELEMENTS_LOGITS = ELEMENTS_LOGITS_
+ELEMENTS_PROBS = ELEMENTS_PROBS_
+BAD_NONE = BAD_NONE_
+BAD_LABEL = BAD_LABEL_
+BAD_PREDICTION = BAD_PREDICTION_
+
+
+cdef inline bint _label_ok(int64_t label, Py_ssize_t n_classes) noexcept nogil:
+    return 0 <= label < n_classes
+
+
+cdef void _stats_block(int kind, const char* data, int is_f32, Py_ssize_t itemsize,
+                       Py_ssize_t n_classes, const int64_t* labels, double* stats,
+                       int64_t* predictions, int64_t* n_above, Py_ssize_t n_samples,
+                       Py_ssize_t start, Py_ssize_t stop, Py_ssize_t* bad,
+                       int* bad_kind) noexcept nogil:
+    """Samples [start, stop): one row of n_classes (ROWS_*), or one element
+    (ELEMENTS_*, labels in {0, 1}). ``stats`` is (6, n_samples)."""
+    cdef Py_ssize_t i, bad_class
+    cdef int64_t label
+    cdef fastce_sample_stats one
+    cdef const char* row
+    cdef double x
+    bad[0] = -1
+    bad_kind[0] = BAD_NONE_
+    for i in range(start, stop):
+        label = labels[i]
+        if kind == ROWS_LOGITS_ or kind == ROWS_PROBS_:
+            row = data + i * n_classes * itemsize
+            if not _label_ok(label, n_classes):
+                if bad[0] < 0:
+                    bad[0], bad_kind[0] = i, BAD_LABEL_
+                label = 0  # still a valid read; the call raises
+            if kind == ROWS_PROBS_:
+                bad_class = fastce_probs_row_invalid(row, is_f32, n_classes)
+                if bad_class >= 0:
+                    if bad[0] < 0:
+                        bad[0], bad_kind[0] = i * n_classes + bad_class, BAD_PREDICTION_
+                    continue
+                fastce_probs_row_stats(row, is_f32, n_classes, label, &one)
+            else:
+                fastce_logits_row_stats(row, is_f32, n_classes, label, &one)
+        else:
+            if not _label_ok(label, 2):
+                if bad[0] < 0:
+                    bad[0], bad_kind[0] = i, BAD_LABEL_
+                label = 0
+            x = (<const float*>data)[i] if is_f32 else (<const double*>data)[i]
+            if kind == ELEMENTS_PROBS_ and not (0.0 <= x <= 1.0):
+                if bad[0] < 0:
+                    bad[0], bad_kind[0] = i, BAD_PREDICTION_
+                continue
+            fastce_binary_stats(x, kind == ELEMENTS_LOGITS_, label, &one)
+        stats[i] = one.loss
+        stats[n_samples + i] = one.confidence
+        stats[2 * n_samples + i] = one.margin
+        stats[3 * n_samples + i] = one.entropy
+        stats[4 * n_samples + i] = one.self_confidence
+        stats[5 * n_samples + i] = one.brier
+        predictions[i] = one.prediction
+        n_above[i] = one.n_above
+
+
+def sample_stats(int kind, predictions, labels, Py_ssize_t n_classes, stats, sample_predictions,
+                 sample_n_above, int n_threads):
+    """Per-sample statistics of a chunk, in one pass over it.
+
+    ``predictions``: C-contiguous float32/float64, (n, n_classes) for ROWS_*,
+    n elements for ELEMENTS_*; ``labels``: int64, one per sample. Writes
+    ``stats`` (6, n) float64 (STAT_NAMES), ``sample_predictions`` and
+    ``sample_n_above`` (n,) int64. Returns ``(bad_kind, bad_position)``: the
+    first bad label (its sample) or prediction (its flat position), or
+    (BAD_NONE_, -1).
+    """
+    cdef int typenum = float_typenum(predictions)
+    cdef int is_f32 = typenum == cnp.NPY_FLOAT32
+    cdef Py_ssize_t n_samples = cnp.PyArray_SIZE(<cnp.ndarray?>labels)
+    cdef Py_ssize_t per_sample = n_classes if kind <= ROWS_PROBS_ else 1
+    cdef const char* data = <const char*>array_data(predictions, typenum,
+                                                    n_samples * per_sample, False)
+    cdef const int64_t* label_ptr = <const int64_t*>array_data(labels, cnp.NPY_INT64,
+                                                               n_samples, False)
+    cdef double* stats_ptr = <double*>array_data(stats, cnp.NPY_FLOAT64, 6 * n_samples, True)
+    cdef int64_t* prediction_ptr = <int64_t*>array_data(sample_predictions, cnp.NPY_INT64,
+                                                        n_samples, True)
+    cdef int64_t* above_ptr = <int64_t*>array_data(sample_n_above, cnp.NPY_INT64, n_samples,
+                                                   True)
+    cdef Py_ssize_t itemsize = 4 if is_f32 else 8
+    cdef Py_ssize_t n_blocks = (n_samples + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK
+    cdef Py_ssize_t block, start, stop, first_bad = -1
+    cdef int first_kind = BAD_NONE_
+    cdef int threads = n_threads if n_samples * per_sample >= 32768 else 1
+    cdef cnp.ndarray bad = np.empty(n_blocks + 1, dtype=np.intp)
+    cdef cnp.ndarray bad_kinds = np.empty(n_blocks + 1, dtype=np.intc)
+    cdef Py_ssize_t* bad_ptr = <Py_ssize_t*>cnp.PyArray_DATA(bad)
+    cdef int* kind_ptr = <int*>cnp.PyArray_DATA(bad_kinds)
+    if n_samples == 0:
+        return BAD_NONE_, -1
+    if kind <= ROWS_PROBS_ and n_classes < 1:
+        raise ValueError("fastce internal error: a profile row needs at least one class")
+    with nogil:
+        for block in prange(n_blocks, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            start = block * ROWS_PER_BLOCK
+            stop = min(start + ROWS_PER_BLOCK, n_samples)
+            _stats_block(kind, data, is_f32, itemsize, n_classes, label_ptr, stats_ptr,
+                         prediction_ptr, above_ptr, n_samples, start, stop, &bad_ptr[block],
+                         &kind_ptr[block])
+        for block in range(n_blocks):
+            if bad_ptr[block] >= 0:
+                first_bad, first_kind = bad_ptr[block], kind_ptr[block]
+                break
+    return first_kind, first_bad
+
+
+cdef inline Py_ssize_t _hist_bin(double loss) noexcept nogil:
+    cdef uint64_t bits
+    cdef int exponent
+    memcpy(&bits, &loss, 8)
+    exponent = <int>((bits >> 52) & 0x7ff) - 1023
+    if exponent < HIST_MIN_EXPONENT_:
+        return 0
+    if exponent >= HIST_MAX_EXPONENT_:
+        return HIST_BINS_ - 1
+    return 1 + (((exponent - HIST_MIN_EXPONENT_) << HIST_SUBBINS_LOG2_)
+                + <Py_ssize_t>((bits >> (52 - HIST_SUBBINS_LOG2_))
+                               & ((1 << HIST_SUBBINS_LOG2_) - 1)))
+
+
+def accumulate(stats, sample_predictions, sample_n_above, labels, sample_weight,
+               Py_ssize_t n_bins, Py_ssize_t n_labels_per_row, exact_global, exact_bins,
+               exact_class, counts_global, counts_class, confusion, histogram,
+               exact_label_bins):
+    """Add a chunk's statistics (``sample_stats``'s output) to a state.
+
+    Exact sums: ``exact_global`` (G_FIELDS, EXACT_SIZE), ``exact_bins``
+    (n_bins, B_FIELDS, EXACT_SIZE), ``exact_class`` (n_classes, K_FIELDS,
+    EXACT_SIZE); counts (int64): ``counts_global`` [samples, correct, top-5,
+    NaN losses], ``counts_class`` (n_classes, 3) [support, correct, predicted],
+    ``confusion`` (n_classes, n_classes) or None, ``histogram`` (HIST_BINS,).
+
+    ``n_labels_per_row`` is 1 for multiclass/binary samples; for a multi-label
+    chunk (L labels a row) each element is a sample of class "its label
+    column", ``sample_weight`` is per row, and ``exact_label_bins`` (L,
+    n_bins, B_FIELDS, EXACT_SIZE) holds each label's calibration bins.
+
+    Without ``sample_weight`` (None), the global and per-class weight, correct
+    and predicted sums are not formed: the counts are those sums. Returns the first position
+    whose weight is negative or not finite, or -1.
+    """
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray?>labels)
+    cdef Py_ssize_t n_classes = (<cnp.ndarray?>counts_class).shape[0]
+    cdef const double* st = <const double*>array_data(stats, cnp.NPY_FLOAT64, 6 * n, False)
+    cdef const int64_t* pred = <const int64_t*>array_data(sample_predictions, cnp.NPY_INT64,
+                                                          n, False)
+    cdef const int64_t* above = <const int64_t*>array_data(sample_n_above, cnp.NPY_INT64, n,
+                                                           False)
+    cdef const int64_t* lab = <const int64_t*>array_data(labels, cnp.NPY_INT64, n, False)
+    cdef const double* sw = <const double*>array_data(
+        sample_weight, cnp.NPY_FLOAT64, n // n_labels_per_row, False)
+    cdef int64_t* eg = <int64_t*>array_data(exact_global, cnp.NPY_INT64,
+                                            G_FIELDS * FASTCE_EXACT_SIZE, True)
+    cdef int64_t* eb = <int64_t*>array_data(exact_bins, cnp.NPY_INT64,
+                                            n_bins * B_FIELDS * FASTCE_EXACT_SIZE, True)
+    cdef int64_t* ek = <int64_t*>array_data(exact_class, cnp.NPY_INT64,
+                                            n_classes * K_FIELDS * FASTCE_EXACT_SIZE, True)
+    cdef int64_t* cg = <int64_t*>array_data(counts_global, cnp.NPY_INT64, 4, True)
+    cdef int64_t* ck = <int64_t*>array_data(counts_class, cnp.NPY_INT64, n_classes * 3, True)
+    cdef int64_t* cm = <int64_t*>array_data(confusion, cnp.NPY_INT64, n_classes * n_classes,
+                                            True)
+    cdef int64_t* hist = <int64_t*>array_data(histogram, cnp.NPY_INT64, HIST_BINS_, True)
+    cdef int64_t* elb = <int64_t*>array_data(
+        exact_label_bins, cnp.NPY_INT64,
+        n_classes * n_bins * B_FIELDS * FASTCE_EXACT_SIZE if exact_label_bins is not None
+        else 0, True)
+    cdef Py_ssize_t i, b, k, predicted, bad = -1
+    cdef double weight, loss, confidence, correct, top5
+    cdef int64_t* klass
+    cdef int64_t* bins
+    cdef bint weighted = sw != NULL
+    cdef Py_ssize_t S = FASTCE_EXACT_SIZE
+    if n == 0:
+        return -1
+    with nogil:
+        for i in range(n):
+            weight = sw[i // n_labels_per_row] if weighted else 1.0
+            if not (weight >= 0.0 and weight < INFINITY):
+                if bad < 0:
+                    bad = i // n_labels_per_row
+                continue
+            loss = st[i]
+            confidence = st[n + i]
+            k = i % n_labels_per_row if n_labels_per_row > 1 else lab[i]
+            predicted = pred[i]
+            correct = 1.0 if predicted == lab[i] else 0.0
+            top5 = 1.0 if above[i] < 5 else 0.0
+            b = <Py_ssize_t>(confidence * n_bins)
+            b = min(max(b, 0), n_bins - 1)
+            cg[0] += 1
+            cg[1] += <int64_t>correct
+            cg[2] += <int64_t>top5
+            if loss != loss:
+                cg[3] += 1
+            else:
+                hist[_hist_bin(loss)] += 1
+            fastce_exact_add(eg + G_LOSS * S, weight * loss)
+            fastce_exact_add(eg + G_BRIER * S, weight * st[5 * n + i])
+            fastce_exact_add(eg + G_ENTROPY * S, weight * st[3 * n + i])
+            fastce_exact_add(eg + G_MARGIN * S, weight * st[2 * n + i])
+            fastce_exact_add(eg + G_CONFIDENCE * S, weight * confidence)
+            # Calibration bins keep exact weight and correct sums in both modes.
+            fastce_exact_add(eb + (b * B_FIELDS + B_CONFIDENCE) * S, weight * confidence)
+            fastce_exact_add(eb + (b * B_FIELDS + B_WEIGHT) * S, weight)
+            fastce_exact_add(eb + (b * B_FIELDS + B_CORRECT) * S, weight * correct)
+            klass = ek + k * K_FIELDS * S
+            fastce_exact_add(klass + K_LOSS * S, weight * loss)
+            fastce_exact_add(klass + K_SELF_CONFIDENCE * S, weight * st[4 * n + i])
+            if n_labels_per_row > 1:
+                # Multi-label: class k is the label column; "support" counts
+                # the positives, and each label has its own calibration bins.
+                ck[3 * k] += lab[i]
+                ck[3 * k + 1] += <int64_t>correct
+                ck[3 * k + 2] += 1
+                bins = elb + (k * n_bins + b) * B_FIELDS * S
+                fastce_exact_add(bins + B_CONFIDENCE * S, weight * confidence)
+                fastce_exact_add(bins + B_WEIGHT * S, weight)
+                fastce_exact_add(bins + B_CORRECT * S, weight * correct)
+            else:
+                ck[3 * k] += 1
+                ck[3 * k + 1] += <int64_t>correct
+                ck[3 * predicted + 2] += 1
+                if cm != NULL:
+                    cm[k * n_classes + predicted] += 1
+            if weighted:
+                fastce_exact_add(eg + G_WEIGHT * S, weight)
+                fastce_exact_add(eg + G_CORRECT * S, weight * correct)
+                fastce_exact_add(eg + G_TOP5 * S, weight * top5)
+                fastce_exact_add(klass + K_WEIGHT * S, weight)
+                fastce_exact_add(klass + K_CORRECT * S, weight * correct)
+                fastce_exact_add(klass + K_SELF_CONFIDENCE_UNWEIGHTED * S, st[4 * n + i])
+                if n_labels_per_row == 1:
+                    fastce_exact_add(ek + (predicted * K_FIELDS + K_PREDICTED_WEIGHT) * S,
+                                     weight)
+        _normalize_all(eg, G_FIELDS)
+        _normalize_all(eb, n_bins * B_FIELDS)
+        _normalize_all(ek, n_classes * K_FIELDS)
+        if elb != NULL:
+            _normalize_all(elb, n_classes * n_bins * B_FIELDS)
+    return bad
+
+
+cdef void _normalize_all(int64_t* sums, Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(count):
+        fastce_exact_normalize(sums + i * FASTCE_EXACT_SIZE)
+
+
+def exact_values(sums):
+    """The exact sums of ``sums`` (..., EXACT_SIZE) int64, rounded to float64."""
+    cdef cnp.ndarray source = np.ascontiguousarray(sums, dtype=np.int64)
+    cdef Py_ssize_t count = cnp.PyArray_SIZE(source) // FASTCE_EXACT_SIZE
+    cdef cnp.ndarray result = np.empty(count, dtype=np.float64)
+    cdef const int64_t* src = <const int64_t*>array_data(source, cnp.NPY_INT64,
+                                                         count * FASTCE_EXACT_SIZE, False)
+    cdef double* out = <double*>cnp.PyArray_DATA(result)
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(count):
+            out[i] = fastce_exact_value(src + i * FASTCE_EXACT_SIZE)
+    shape = np.shape(sums)
+    return result.reshape(shape[:len(shape) - 1])
+
+
+def exact_from_values(values):
+    """Exact sums holding each float64 of ``values`` (for tests and merges)."""
+    cdef cnp.ndarray source = np.ascontiguousarray(values, dtype=np.float64)
+    cdef Py_ssize_t count = cnp.PyArray_SIZE(source)
+    cdef cnp.ndarray result = np.zeros(count * FASTCE_EXACT_SIZE, dtype=np.int64)
+    cdef const double* src = <const double*>cnp.PyArray_DATA(source)
+    cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(result)
+    cdef Py_ssize_t i
+    for i in range(count):
+        fastce_exact_add(out + i * FASTCE_EXACT_SIZE, src[i])
+    return result.reshape(np.shape(values) + (FASTCE_EXACT_SIZE,))
+
+
+def exact_sum(values):
+    """One exact sum of every float64 in ``values`` (a test hook)."""
+    cdef cnp.ndarray source = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+    cdef cnp.ndarray result = np.zeros(FASTCE_EXACT_SIZE, dtype=np.int64)
+    cdef const double* src = <const double*>cnp.PyArray_DATA(source)
+    cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(result)
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(source)
+    with nogil:
+        for i in range(n):
+            fastce_exact_add(out, src[i])
+            if (i & ((1 << 28) - 1)) == 0:
+                fastce_exact_normalize(out)
+        fastce_exact_normalize(out)
+    return result
+
+
+def normalize(sums):
+    """Carry every exact sum of ``sums`` (..., EXACT_SIZE) into canonical form, in place."""
+    cdef Py_ssize_t count = cnp.PyArray_SIZE(<cnp.ndarray?>sums) // FASTCE_EXACT_SIZE
+    cdef int64_t* data = <int64_t*>array_data(sums, cnp.NPY_INT64, count * FASTCE_EXACT_SIZE,
+                                              True)
+    with nogil:
+        _normalize_all(data, count)
+    return sums
+
+
+def label_issues(int kind, predictions, labels, Py_ssize_t n_classes, thresholds, flags,
+                 self_confidence, int n_threads):
+    """Confident learning's second pass over a chunk (see _profile.h).
+
+    ``kind`` is ROWS_LOGITS_ or ROWS_PROBS_; ``thresholds`` (n_classes,) float64
+    holds t_k - 1e-6, or its log for logits. Writes ``flags`` (n,) uint8 (1 for
+    an issue) and ``self_confidence`` (n,) float64.
+    """
+    cdef int typenum = float_typenum(predictions)
+    cdef int is_f32 = typenum == cnp.NPY_FLOAT32
+    cdef Py_ssize_t n_samples = cnp.PyArray_SIZE(<cnp.ndarray?>labels)
+    cdef const char* data = <const char*>array_data(predictions, typenum,
+                                                    n_samples * n_classes, False)
+    cdef const int64_t* lab = <const int64_t*>array_data(labels, cnp.NPY_INT64, n_samples,
+                                                         False)
+    cdef const double* threshold = <const double*>array_data(thresholds, cnp.NPY_FLOAT64,
+                                                             n_classes, False)
+    cdef unsigned char* flag = <unsigned char*>array_data(flags, cnp.NPY_UINT8, n_samples,
+                                                          True)
+    cdef double* confidence = <double*>array_data(self_confidence, cnp.NPY_FLOAT64,
+                                                  n_samples, True)
+    cdef Py_ssize_t itemsize = 4 if is_f32 else 8
+    cdef Py_ssize_t i
+    cdef int threads = n_threads if n_samples * n_classes >= 32768 else 1
+    if n_samples == 0:
+        return
+    with nogil:
+        for i in prange(n_samples, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+            if not _label_ok(lab[i], n_classes):  # checked by the first pass
+                flag[i] = 0
+                confidence[i] = 0.0
+                continue
+            flag[i] = fastce_label_issue(data + i * n_classes * itemsize, is_f32,
+                                         kind == ROWS_LOGITS_, n_classes, lab[i], threshold,
+                                         &confidence[i])
