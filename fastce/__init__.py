@@ -67,6 +67,9 @@ __all__ = [
     "kl_divergence_with_logits",
     "js_divergence",
     "categorical_cross_entropy",
+    "profile",
+    "ProfileAccumulator",
+    "ProfileReport",
     "show_config",
 ]
 
@@ -84,15 +87,26 @@ def _public_submodules():
     return names
 
 
+# Public names defined in submodules that are imported on first access too.
+_LAZY_NAMES = {
+    "profile": "fastce.profiling",
+    "ProfileAccumulator": "fastce.profiling",
+    "ProfileReport": "fastce.profiling",
+}
+
+
 def __getattr__(name):
-    """Import public submodules (fastce.reference, fastce.linear, ...) on first access."""
+    """Import public submodules (fastce.reference, fastce.linear, ...) and the
+    profiling names (fastce.profile, ...) on first access."""
+    if name in _LAZY_NAMES:
+        return getattr(_importlib.import_module(_LAZY_NAMES[name]), name)
     if not name.startswith("_") and name in _public_submodules():
         return _importlib.import_module(f"fastce.{name}")
     raise AttributeError(f"module 'fastce' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | _public_submodules())
+    return sorted(set(globals()) | _public_submodules() | set(_LAZY_NAMES))
 
 
 def show_config(print_out=True):
