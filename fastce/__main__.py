@@ -85,6 +85,26 @@ def demo(scale=0.25, repeats=3):
           f"log(sum(exp)) gives {naive_tiny:.12e}")
 
 
+def _profile_command(args):
+    """fastce profile: the summary on stdout, the report in --out, errors on stderr."""
+    from fastce.profiling import profile
+
+    try:
+        report = profile(args.predictions, args.labels, kind="probs" if args.probs else "logits",
+                         task=args.task, sample_weight=args.sample_weight,
+                         chunk_size=args.chunk_size, top_k=args.top_k,
+                         label_issues=not args.no_label_issues,
+                         progress=not args.no_progress, n_threads=args.threads)
+    except (ValueError, TypeError, KeyError, OSError, ImportError) as error:
+        print(f"fastce profile: error: {error}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    if args.out is not None:
+        written = report.save(args.out)
+        print(f"\nwrote {len(written)} files to {args.out}: {', '.join(written)}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastce", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -104,7 +124,34 @@ def main(argv=None):
     bench_parser.add_argument("--json", default="fastce-bench.json")
     bench_parser.add_argument("--png", default="fastce-bench.png",
                               help="bar chart, written when matplotlib is installed")
+    profile_parser = sub.add_parser(
+        "profile", help="profile a model's predictions over a dataset: loss, calibration, "
+        "per-class tables, hardest samples, label issues")
+    profile_parser.add_argument("predictions", help="(N, C) logits or probabilities: .npy, "
+                                ".npz:KEY, .h5:DATASET or .zarr")
+    profile_parser.add_argument("labels", help="(N,) labels (or (N, L) for multilabel), "
+                                "same formats")
+    profile_parser.add_argument("--probs", action="store_true",
+                                help="the predictions are probabilities, not logits")
+    profile_parser.add_argument("--task", default="multiclass",
+                                choices=["multiclass", "binary", "multilabel"])
+    profile_parser.add_argument("--out", default=None,
+                                help="directory for report.json, report.html and the figures "
+                                "(written only when the profile finished)")
+    profile_parser.add_argument("--chunk-size", type=int, default=None,
+                                help="rows a read (default: about 64 MiB)")
+    profile_parser.add_argument("--top-k", type=int, default=100,
+                                help="hardest samples to list (default 100)")
+    profile_parser.add_argument("--no-label-issues", action="store_true",
+                                help="skip the second pass (confident learning)")
+    profile_parser.add_argument("--sample-weight", default=None,
+                                help="(N,) sample weights, same formats")
+    profile_parser.add_argument("--threads", type=int, default=None)
+    profile_parser.add_argument("--no-progress", action="store_true",
+                                help="no progress bar on stderr")
     args = parser.parse_args(argv)
+    if args.command == "profile":
+        return _profile_command(args)
     if args.command == "config":
         fastce.show_config()
     elif args.command == "bench":
