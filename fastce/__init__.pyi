@@ -24,6 +24,11 @@ from fastce.information import (
     kl_divergence as kl_divergence,
     kl_divergence_with_logits as kl_divergence_with_logits,
 )
+from fastce.profiling import (
+    ProfileAccumulator as ProfileAccumulator,
+    ProfileReport as ProfileReport,
+    profile as profile,
+)
 from fastce.softmax_losses import (
     cross_entropy as cross_entropy,
     log_softmax as log_softmax,
@@ -47,6 +52,9 @@ __all__ = [
     "kl_divergence_with_logits",
     "js_divergence",
     "categorical_cross_entropy",
+    "profile",
+    "ProfileAccumulator",
+    "ProfileReport",
     "show_config",
 ]
 

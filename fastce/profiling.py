@@ -525,7 +525,7 @@ class _Source:
         return np.asarray(self.data[start:stop])
 
 
-def open_source(source, name):
+def _open_source(source, name):
     """An input as a :class:`_Source`: arrays as they are; a path to ``.npy``
     (memory-mapped), ``.npz:KEY``, ``.h5:DATASET`` / ``.hdf5:DATASET`` or a
     ``.zarr`` directory, opened lazily (never read whole)."""
@@ -678,9 +678,9 @@ def profile(predictions, labels, *, kind="logits", task="multiclass", sample_wei
     if not isinstance(label_issues, (bool, np.bool_)):
         raise TypeError(f"label_issues must be True or False, got {label_issues!r}")
     threads = resolve_threads(n_threads)
-    pred_source = open_source(predictions, "predictions")
-    label_source = open_source(labels, "labels")
-    weight_source = None if sample_weight is None else open_source(sample_weight,
+    pred_source = _open_source(predictions, "predictions")
+    label_source = _open_source(labels, "labels")
+    weight_source = None if sample_weight is None else _open_source(sample_weight,
                                                                     "sample_weight")
     n_rows = pred_source.shape[0]
     if label_source.shape[0] != n_rows:
