@@ -1,6 +1,6 @@
 """Benchmarks are measurements, never pass/fail tests.
 
-``FASTCE_BENCH_SCALE`` (default 0.0625) scales PERF.md's shapes; 1.0 runs them
+``FASTCE_BENCH_SCALE`` (default 0.0625) scales the benchmark shapes; 1.0 runs them
 at full size. Run: ``pytest bench/ --benchmark-only``.
 """
 import os
@@ -10,7 +10,7 @@ import pytest
 
 SCALE = float(os.environ.get("FASTCE_BENCH_SCALE", "0.0625"))
 
-# name: (rows, classes, dtype) from PERF.md
+# name: (rows, classes, dtype) (the benchmark shapes)
 SOFTMAX_SHAPES = {
     "ce-1k": (65_536, 1_000, np.float32),
     "ce-10": (1_048_576, 10, np.float32),

@@ -1,4 +1,4 @@
-"""pytest-benchmark suite for fastce.linear (SPEC.md, "Linear models").
+"""pytest-benchmark suite for fastce.linear (the contract, "Linear models").
 
 - Logistic regression objective + gradient: fastce's one pass over X against the
   usual NumPy two passes (z = X @ w + b; r = σ(z) − y; g = Xᵀ r / n), on

@@ -1,4 +1,4 @@
-"""pytest-benchmark suite: fastce against fastce.reference on PERF.md's shapes.
+"""pytest-benchmark suite: fastce against fastce.reference on the benchmark shapes.
 
 Each case is measured for both implementations in the same session, so the
 ratio between them is what to read; nothing here asserts a timing.

@@ -50,7 +50,7 @@ def _demo_cases(scale):
 
 def demo(scale=0.25, repeats=3):
     print("fastce demo: losses on generated data, fastce against the NumPy reference")
-    print(f"(shapes are PERF.md's scaled by {scale}; median of {repeats} runs each)\n")
+    print(f"(the benchmark shapes scaled by {scale}; median of {repeats} runs each)\n")
     fastce.show_config()
     print()
     header = f"{'case':<58} {'fastce loss':>16} {'reference loss':>16} {'fastce':>9} {'numpy':>9} {'speed-up':>8}"
@@ -110,17 +110,18 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command")
     demo_parser = sub.add_parser("demo", help="losses on generated data vs the NumPy reference")
     demo_parser.add_argument("--scale", type=float, default=0.25,
-                             help="fraction of PERF.md's shapes to use (default 0.25)")
+                             help="fraction of the benchmark shapes to use (default 0.25)")
     demo_parser.add_argument("--repeats", type=int, default=3)
     sub.add_parser("config", help="print the build configuration")
-    bench_parser = sub.add_parser("bench", help="PERF.md's shapes side by side: fastce, "
+    bench_parser = sub.add_parser("bench", help="the benchmark shapes side by side: fastce, "
                                   "NumPy reference, torch and sklearn when installed")
     bench_parser.add_argument("--quick", action="store_true",
                               help="1/8 of the sizes, fewer repeats (about a minute)")
     bench_parser.add_argument("--threads", type=int, default=None,
                               help="threads for fastce, torch and sklearn (default: OpenMP's)")
     bench_parser.add_argument("--shapes", default=None,
-                              help="comma-separated subset of ce-1k,ce-10,ce-32k,ce-1k-f64,bce,tiny")
+                              help="comma-separated subset of ce-1k,ce-10,ce-32k,ce-1k-f64,bce,tiny,"
+                              "profile")
     bench_parser.add_argument("--json", default="fastce-bench.json")
     bench_parser.add_argument("--png", default="fastce-bench.png",
                               help="bar chart, written when matplotlib is installed")

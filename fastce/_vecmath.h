@@ -307,7 +307,7 @@ static inline double fastce_focal_point(double z, double y, double alpha, double
 }
 
 /* Information measures, one term of a row's sum (double, scalar libm logs).
- * Conventions (SPEC.md): 0 log 0 = 0; a KL term with p = 0 is 0 and with
+ * Conventions (the library's contract): 0 log 0 = 0; a KL term with p = 0 is 0 and with
  * q = 0 < p is +inf; logs of q in the cross-entropy are clamped at -100. */
 enum {
     FASTCE_ENTROPY = 0,

@@ -321,9 +321,18 @@ class ProfileAccumulator:
 
 def _top_k_order(losses, index, k):
     """Indices of the k largest losses, loss descending, ties by index; a NaN
-    loss counts as the largest."""
+    loss counts as the largest. Candidates are cut to those at or above the
+    k-th largest loss first (argpartition), so a chunk costs O(n), and the
+    ties at that value are all kept for the exact ordering."""
     key = np.where(np.isnan(losses), np.inf, losses)
-    order = np.lexsort((index, -key))
+    if k == 0:
+        return np.zeros(0, dtype=np.intp)
+    if key.size > 2 * k:
+        kth = np.partition(key, key.size - k)[key.size - k]
+        candidates = np.flatnonzero(key >= kth)
+        order = candidates[np.lexsort((index[candidates], -key[candidates]))]
+    else:
+        order = np.lexsort((index, -key))
     return order[:k]
 
 

@@ -1,4 +1,4 @@
-"""Pure-NumPy reference for fastce: the contract (SPEC.md) in executable form.
+"""Pure-NumPy reference for fastce: the documented contract in executable form.
 
 Every function here has the signature of its compiled counterpart in ``fastce``.
 It is the oracle the kernels are tested against and the baseline they are

@@ -1,4 +1,4 @@
-"""Pure-NumPy reference for ``fastce.linear`` (SPEC.md, "Linear models").
+"""Pure-NumPy reference for ``fastce.linear`` (the contract, "Linear models").
 
 Every function has the signature of its compiled counterpart; ``n_threads`` is
 accepted and ignored, and so is ``chunk_size`` (after it is checked): the

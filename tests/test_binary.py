@@ -326,7 +326,7 @@ def test_bce_matches_torch(reduction):
     loss, grad = call_with_grad(fastce.binary_cross_entropy, probs, target,
                                 weight=weight, reduction=reduction)
     assert_allclose(loss, loss_t.detach().numpy(), rtol=1e-12)
-    # torch floors p(1-p) at float(1e-12), 4e-9 away from the 1e-12 of SPEC.md (which
+    # torch floors p(1-p) at float(1e-12), 4e-9 away from the 1e-12 of the contract (which
     # test_bce_clamps_logs_at_minus_100 checks), so the two clamped elements differ.
     assert_allclose(grad[0, :2], probs_t.grad.numpy()[0, :2], rtol=1e-8)
     assert_allclose(grad[1:], probs_t.grad.numpy()[1:], rtol=1e-12)

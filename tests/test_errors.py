@@ -1,4 +1,4 @@
-"""Bad input gives a clear error and touches nothing (SPEC.md, "Bad input").
+"""Bad input gives a clear error and touches nothing (the contract, "Bad input").
 
 Every case builds fresh arrays, snapshots every input except grad_out/out, expects the
 error with a message naming the argument, and checks that no input was modified.

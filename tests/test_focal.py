@@ -1,4 +1,4 @@
-"""sigmoid_focal_loss (SPEC.md, "Binary family"): torchvision.ops.sigmoid_focal_loss's
+"""sigmoid_focal_loss (the contract, "Binary family"): torchvision.ops.sigmoid_focal_loss's
 semantics, computed in log space, with a closed-form gradient.
 
 Oracles:
@@ -221,7 +221,7 @@ def test_finite_at_the_largest_finite_logits(dtype, gamma):
 
 
 def test_infinite_logits_give_the_limits():
-    """±inf in the binary family give the limits (SPEC.md, "Numerics")."""
+    """±inf in the binary family give the limits (the contract, "Numerics")."""
     logits = np.array([np.inf, -np.inf, -np.inf, np.inf, np.nan, 1.0])
     target = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 1.0])
     alpha = 0.25

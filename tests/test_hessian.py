@@ -1,4 +1,4 @@
-"""Second order (SPEC.md, "Second order"): return_hessian=True on
+"""Second order (the contract, "Second order"): return_hessian=True on
 binary_cross_entropy_with_logits, logistic_loss and cross_entropy (class indices) returns
 (loss, grad, hess), hess being the diagonal of the Hessian of the returned loss with
 respect to the logits.

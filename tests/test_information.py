@@ -1,5 +1,5 @@
 """Information measures: entropy, kl_divergence, kl_divergence_with_logits, js_divergence,
-categorical_cross_entropy (SPEC.md, "Information measures").
+categorical_cross_entropy (the contract, "Information measures").
 
 Oracles:
 - SciPy: scipy.stats.entropy (which renormalises, so only on normalised rows),
@@ -69,7 +69,7 @@ def unnormalised(rng, shape, low=0.0):
 
 
 def spec_ok(got, expected, dtype):
-    """SPEC.md accuracy: float64 relative 1e-12 (a little above its 1e-13, for sums of
+    """The accuracy contract: float64 relative 1e-12 (a little above its 1e-13, for sums of
     terms); float32 relative 2e-6, or absolute 2e-7 when |value| < 0.1. Infinities and
     NaNs must match exactly."""
     got = np.asarray(got, dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Linear models (SPEC.md, "Linear models"): fastce.linear's logistic_regression_loss,
+"""Linear models (the contract, "Linear models"): fastce.linear's logistic_regression_loss,
 softmax_regression_loss and fused_linear_cross_entropy.
 
 Oracles:

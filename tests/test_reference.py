@@ -4,7 +4,7 @@
 - PyTorch in float64 (forward values and autograd gradients), where installed;
 - mpmath at 50 digits for the accuracy rule (relative error <= 1e-13 in float64);
 - central finite differences for every gradient;
-- the special values and edge cases that SPEC.md fixes.
+- the special values and edge cases that the contract fixes.
 """
 
 import mpmath

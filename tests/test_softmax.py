@@ -5,7 +5,7 @@ Oracles, from the loosest to the strictest:
 - scipy.special for the building blocks;
 - torch.nn.functional.cross_entropy where PyTorch is installed (those tests only);
 - central finite differences for every gradient;
-- an mpmath oracle at 50 digits for the accuracy contract in SPEC.md ("Numerics").
+- an mpmath oracle at 50 digits for the accuracy contract ("Numerics").
 """
 import numpy as np
 import pytest

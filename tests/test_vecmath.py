@@ -2,8 +2,8 @@
 
 The kernels do not call libm's exp/log1p: they use fastce_exp / fastce_expf
 (range reduction plus a polynomial) and fastce_log1p_unit / fastce_log1pf_unit
-(an atanh series on [0, 1]), which GCC vectorises. PERF.md ("exp is the
-bottleneck") and SPEC.md ("Numerics") make them part of the accuracy contract,
+(an atanh series on [0, 1]), which GCC vectorises. The performance notes ("exp is the
+bottleneck") and the accuracy contract make them part of the accuracy contract,
 so they are checked here directly, through the test hook
 ``fastce._binary_<variant>.elementary(name, x, out)``, over the whole input
 range: subnormal results, underflow to 0, overflow to inf, +-inf and NaN.
@@ -59,7 +59,7 @@ DTYPES = (np.float32, np.float64)
 #   exp float32:   baseline 1.22 ulp, avx2/avx512 0.94 ulp
 #   log1p float64: 1.87 (relative, in eps) in every build
 #   log1p float32: 1.91 (relative, in eps) in every build
-# The bounds are the contract (PERF.md: "under 2 ulp"), not the measurement,
+# The bounds are the contract ("under 2 ulp"), not the measurement,
 # so a different compiler or polynomial that stays within it still passes.
 EXP_MAX_ULP = {np.float64: 2.0, np.float32: 2.0}
 LOG1P_MAX_REL_ULP = {np.float64: 2.0, np.float32: 2.0}
