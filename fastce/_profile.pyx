@@ -100,6 +100,7 @@ cdef enum:
     BAD_NONE_ = 0
     BAD_LABEL_ = 1
     BAD_PREDICTION_ = 2
+    BAD_WEIGHT_ = 3
 
 ROWS_LOGITS = ROWS_LOGITS_
 ROWS_PROBS = ROWS_PROBS_
@@ -108,6 +109,7 @@ ELEMENTS_PROBS = ELEMENTS_PROBS_
 BAD_NONE = BAD_NONE_
 BAD_LABEL = BAD_LABEL_
 BAD_PREDICTION = BAD_PREDICTION_
+BAD_WEIGHT = BAD_WEIGHT_
 
 
 cdef inline bint _label_ok(int64_t label, Py_ssize_t n_classes) noexcept nogil:
@@ -115,12 +117,14 @@ cdef inline bint _label_ok(int64_t label, Py_ssize_t n_classes) noexcept nogil:
 
 
 cdef void _stats_block(int kind, const char* data, int is_f32, Py_ssize_t itemsize,
-                       Py_ssize_t n_classes, const int64_t* labels, double* stats,
-                       int64_t* predictions, int64_t* n_above, Py_ssize_t n_samples,
-                       Py_ssize_t start, Py_ssize_t stop, Py_ssize_t* bad,
-                       int* bad_kind) noexcept nogil:
+                       Py_ssize_t n_classes, const int64_t* labels, const double* weights,
+                       Py_ssize_t samples_per_weight, double* stats, int64_t* predictions,
+                       int64_t* n_above, Py_ssize_t n_samples, Py_ssize_t start,
+                       Py_ssize_t stop, Py_ssize_t* bad, int* bad_kind) noexcept nogil:
     """Samples [start, stop): one row of n_classes (ROWS_*), or one element
-    (ELEMENTS_*, labels in {0, 1}). ``stats`` is (6, n_samples)."""
+    (ELEMENTS_*, labels in {0, 1}). ``stats`` is (6, n_samples). The sample
+    weights (one per ``samples_per_weight`` samples, or NULL) are checked
+    here too, so that a bad chunk is refused before anything is added."""
     cdef Py_ssize_t i, bad_class
     cdef int64_t label
     cdef fastce_sample_stats one
@@ -130,6 +134,9 @@ cdef void _stats_block(int kind, const char* data, int is_f32, Py_ssize_t itemsi
     bad_kind[0] = BAD_NONE_
     for i in range(start, stop):
         label = labels[i]
+        if weights != NULL and not (0.0 <= weights[i // samples_per_weight] < INFINITY):
+            if bad[0] < 0:
+                bad[0], bad_kind[0] = i // samples_per_weight, BAD_WEIGHT_
         if kind == ROWS_LOGITS_ or kind == ROWS_PROBS_:
             row = data + i * n_classes * itemsize
             if not _label_ok(label, n_classes):
@@ -167,15 +174,17 @@ cdef void _stats_block(int kind, const char* data, int is_f32, Py_ssize_t itemsi
 
 
 def sample_stats(int kind, predictions, labels, Py_ssize_t n_classes, stats, sample_predictions,
-                 sample_n_above, int n_threads):
+                 sample_n_above, int n_threads, sample_weight=None,
+                 Py_ssize_t samples_per_weight=1):
     """Per-sample statistics of a chunk, in one pass over it.
 
     ``predictions``: C-contiguous float32/float64, (n, n_classes) for ROWS_*,
     n elements for ELEMENTS_*; ``labels``: int64, one per sample. Writes
     ``stats`` (6, n) float64 (STAT_NAMES), ``sample_predictions`` and
-    ``sample_n_above`` (n,) int64. Returns ``(bad_kind, bad_position)``: the
-    first bad label (its sample) or prediction (its flat position), or
-    (BAD_NONE_, -1).
+    ``sample_n_above`` (n,) int64. ``sample_weight`` (float64, one per
+    ``samples_per_weight`` samples) is checked finite and >= 0. Returns
+    ``(bad_kind, bad_position)``: the first bad label (its sample), prediction
+    (its flat position) or weight (its row), or (BAD_NONE, -1).
     """
     cdef int typenum = float_typenum(predictions)
     cdef int is_f32 = typenum == cnp.NPY_FLOAT32
@@ -190,6 +199,8 @@ def sample_stats(int kind, predictions, labels, Py_ssize_t n_classes, stats, sam
                                                         n_samples, True)
     cdef int64_t* above_ptr = <int64_t*>array_data(sample_n_above, cnp.NPY_INT64, n_samples,
                                                    True)
+    cdef const double* weight_ptr = <const double*>array_data(
+        sample_weight, cnp.NPY_FLOAT64, n_samples // max(samples_per_weight, 1), False)
     cdef Py_ssize_t itemsize = 4 if is_f32 else 8
     cdef Py_ssize_t n_blocks = (n_samples + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK
     cdef Py_ssize_t block, start, stop, first_bad = -1
@@ -208,14 +219,32 @@ def sample_stats(int kind, predictions, labels, Py_ssize_t n_classes, stats, sam
                             use_threads_if=threads > 1):
             start = block * ROWS_PER_BLOCK
             stop = min(start + ROWS_PER_BLOCK, n_samples)
-            _stats_block(kind, data, is_f32, itemsize, n_classes, label_ptr, stats_ptr,
-                         prediction_ptr, above_ptr, n_samples, start, stop, &bad_ptr[block],
-                         &kind_ptr[block])
+            _stats_block(kind, data, is_f32, itemsize, n_classes, label_ptr, weight_ptr,
+                         samples_per_weight, stats_ptr, prediction_ptr, above_ptr, n_samples,
+                         start, stop, &bad_ptr[block], &kind_ptr[block])
         for block in range(n_blocks):
             if bad_ptr[block] >= 0:
                 first_bad, first_kind = bad_ptr[block], kind_ptr[block]
                 break
     return first_kind, first_bad
+
+
+cdef inline Py_ssize_t _confidence_bin(double confidence, const double* edges,
+                                       Py_ssize_t n_bins) noexcept nogil:
+    """The bin b with edges[b] <= confidence < edges[b + 1] (the last bin
+    closed), edges being the report's own bin_edges, so that every sample
+    lies inside the edges shown for its bin. floor(confidence * n_bins) is
+    the first guess; the rounded product can be off by one (0.6 * 10 is 6.0,
+    while the double 0.6 lies below the edge 0.6000000000000001)."""
+    cdef Py_ssize_t b
+    if not (confidence > 0.0):  # also NaN
+        return 0
+    b = <Py_ssize_t>min(confidence * n_bins, <double>(n_bins - 1))
+    while b > 0 and confidence < edges[b]:
+        b -= 1
+    while b < n_bins - 1 and confidence >= edges[b + 1]:
+        b += 1
+    return b
 
 
 cdef inline Py_ssize_t _hist_bin(double loss) noexcept nogil:
@@ -233,10 +262,12 @@ cdef inline Py_ssize_t _hist_bin(double loss) noexcept nogil:
 
 
 def accumulate(stats, sample_predictions, sample_n_above, labels, sample_weight,
-               Py_ssize_t n_bins, Py_ssize_t n_labels_per_row, exact_global, exact_bins,
+               bin_edges, Py_ssize_t n_labels_per_row, exact_global, exact_bins,
                exact_class, counts_global, counts_class, confusion, histogram,
                exact_label_bins):
     """Add a chunk's statistics (``sample_stats``'s output) to a state.
+
+    ``bin_edges`` (n_bins + 1,) float64 are the calibration bins' edges.
 
     Exact sums: ``exact_global`` (G_FIELDS, EXACT_SIZE), ``exact_bins``
     (n_bins, B_FIELDS, EXACT_SIZE), ``exact_class`` (n_classes, K_FIELDS,
@@ -250,11 +281,14 @@ def accumulate(stats, sample_predictions, sample_n_above, labels, sample_weight,
     n_bins, B_FIELDS, EXACT_SIZE) holds each label's calibration bins.
 
     Without ``sample_weight`` (None), the global and per-class weight, correct
-    and predicted sums are not formed: the counts are those sums. Returns the first position
-    whose weight is negative or not finite, or -1.
+    and predicted sums are not formed: the counts are those sums. The weights
+    were checked by ``sample_stats``.
     """
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray?>labels)
     cdef Py_ssize_t n_classes = (<cnp.ndarray?>counts_class).shape[0]
+    cdef Py_ssize_t n_bins = cnp.PyArray_SIZE(<cnp.ndarray?>bin_edges) - 1
+    cdef const double* edge_ptr = <const double*>array_data(bin_edges, cnp.NPY_FLOAT64,
+                                                            n_bins + 1, False)
     cdef const double* st = <const double*>array_data(stats, cnp.NPY_FLOAT64, 6 * n, False)
     cdef const int64_t* pred = <const int64_t*>array_data(sample_predictions, cnp.NPY_INT64,
                                                           n, False)
@@ -278,29 +312,24 @@ def accumulate(stats, sample_predictions, sample_n_above, labels, sample_weight,
         exact_label_bins, cnp.NPY_INT64,
         n_classes * n_bins * B_FIELDS * FASTCE_EXACT_SIZE if exact_label_bins is not None
         else 0, True)
-    cdef Py_ssize_t i, b, k, predicted, bad = -1
+    cdef Py_ssize_t i, b, k, predicted
     cdef double weight, loss, confidence, correct, top5
     cdef int64_t* klass
     cdef int64_t* bins
     cdef bint weighted = sw != NULL
     cdef Py_ssize_t S = FASTCE_EXACT_SIZE
     if n == 0:
-        return -1
+        return
     with nogil:
         for i in range(n):
             weight = sw[i // n_labels_per_row] if weighted else 1.0
-            if not (weight >= 0.0 and weight < INFINITY):
-                if bad < 0:
-                    bad = i // n_labels_per_row
-                continue
             loss = st[i]
             confidence = st[n + i]
             k = i % n_labels_per_row if n_labels_per_row > 1 else lab[i]
             predicted = pred[i]
             correct = 1.0 if predicted == lab[i] else 0.0
             top5 = 1.0 if above[i] < 5 else 0.0
-            b = <Py_ssize_t>(confidence * n_bins)
-            b = min(max(b, 0), n_bins - 1)
+            b = _confidence_bin(confidence, edge_ptr, n_bins)
             cg[0] += 1
             cg[1] += <int64_t>correct
             cg[2] += <int64_t>top5
@@ -351,7 +380,6 @@ def accumulate(stats, sample_predictions, sample_n_above, labels, sample_weight,
         _normalize_all(ek, n_classes * K_FIELDS)
         if elb != NULL:
             _normalize_all(elb, n_classes * n_bins * B_FIELDS)
-    return bad
 
 
 cdef void _normalize_all(int64_t* sums, Py_ssize_t count) noexcept nogil:

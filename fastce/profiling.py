@@ -123,6 +123,7 @@ class ProfileAccumulator:
     def _allocate(self, n_classes):
         size = _profile.EXACT_SIZE
         self.n_classes = n_classes
+        self.bin_edges = np.linspace(0.0, 1.0, self.n_bins + 1)
         self.exact_global = np.zeros((len(_profile.GLOBAL_FIELDS), size), dtype=np.int64)
         self.exact_bins = np.zeros((self.n_bins, len(_profile.BIN_FIELDS), size), dtype=np.int64)
         self.exact_class = np.zeros((n_classes, len(_profile.CLASS_FIELDS), size),
@@ -195,16 +196,15 @@ class ProfileAccumulator:
         elif self.weighted != (weight is not None):
             raise ValueError("sample_weight must be given for every chunk or for none")
         threads = resolve_threads(n_threads)
-        stats, predicted, n_above = self._sample_stats(predictions, labels, start, pred_name,
-                                                       label_name, threads)
+        # Every check happens in the statistics pass, before anything is added:
+        # a refused chunk leaves the accumulator as it was.
+        stats, predicted, n_above = self._sample_stats(predictions, labels, weight, start,
+                                                       pred_name, label_name, threads)
         per_row = self.n_classes if self.task == "multilabel" else 1
-        bad = _profile.accumulate(
-            stats, predicted, n_above, labels.reshape(-1), weight, self.n_bins, per_row,
+        _profile.accumulate(
+            stats, predicted, n_above, labels.reshape(-1), weight, self.bin_edges, per_row,
             self.exact_global, self.exact_bins, self.exact_class, self.counts_global,
             self.counts_class, self.confusion, self.histogram, self.exact_label_bins)
-        if bad >= 0:
-            raise ValueError(f"sample_weight must be finite and >= 0; got "
-                             f"{weight[bad].item()!r} at row {start + bad}")
         self._update_hardest(stats[0], predicted, labels, start)
         self.n_rows += n_rows
         self.next_start = start + n_rows
@@ -215,14 +215,19 @@ class ProfileAccumulator:
             return _profile.ROWS_LOGITS if self.kind == "logits" else _profile.ROWS_PROBS
         return _profile.ELEMENTS_LOGITS if self.kind == "logits" else _profile.ELEMENTS_PROBS
 
-    def _sample_stats(self, predictions, labels, start, pred_name, label_name, threads):
+    def _sample_stats(self, predictions, labels, weight, start, pred_name, label_name,
+                      threads):
         n_samples = labels.size
         stats = np.empty((len(_profile.STAT_NAMES), n_samples), dtype=np.float64)
         predicted = np.empty(n_samples, dtype=np.int64)
         n_above = np.empty(n_samples, dtype=np.int64)
+        per_row = self.n_classes if self.task == "multilabel" else 1
         bad_kind, bad = _profile.sample_stats(self._kernel_kind(), predictions,
                                               labels.reshape(-1), self.n_classes, stats,
-                                              predicted, n_above, threads)
+                                              predicted, n_above, threads, weight, per_row)
+        if bad_kind == _profile.BAD_WEIGHT:
+            raise ValueError(f"sample_weight must be finite and >= 0; got "
+                             f"{weight[bad].item()!r} at row {start + bad}")
         if bad_kind == _profile.BAD_LABEL:
             position = np.unravel_index(bad, labels.shape)
             allowed = (f"a class index in [0, {self.n_classes})" if self.task == "multiclass"

@@ -400,10 +400,9 @@ def test_calibration_bins(n_bins):
 @pytest.mark.parametrize("n_bins", [10, 15, 20])
 def test_calibration_bin_of_grid_confidences(n_bins):
     # Probabilities on a grid of tenths (a forest of 10 trees, votes / 10).
-    # A confidence c belongs to bin floor(c * n_bins) of the exact product:
-    # the b with bin_edges[b] <= c < bin_edges[b + 1] of the report's own
-    # edges (np.digitize). The double 0.3 is below 3/10 and 0.6 below 6/10,
-    # but c * n_bins rounds up to the integer in float64 (0.3 * 10 == 3.0).
+    # A confidence c belongs to the b with bin_edges[b] <= c < bin_edges[b + 1]
+    # of the report's own edges (np.digitize). The double 0.6 lies below the
+    # edge 0.6000000000000001 of 10 bins, but 0.6 * 10 rounds to 6.0 exactly.
     rng = np.random.default_rng(n_bins)
     n = 2000
     p = rng.integers(0, 11, n) / 10.0
