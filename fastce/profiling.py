@@ -23,7 +23,7 @@ from fastce._validation import check_int, compute_dtype, resolve_threads
 
 _profile = kernels("_profile")
 
-__all__ = ["profile", "ProfileAccumulator", "ProfileReport"]
+__all__ = ["profile", "ProfileAccumulator", "ProfileReport", "rank_label_issues"]
 
 TASKS = ("multiclass", "binary", "multilabel")
 KINDS = ("logits", "probs")
@@ -316,6 +316,44 @@ class ProfileAccumulator:
         with np.errstate(invalid="ignore", divide="ignore"):
             thresholds = np.where(support > 0, sums / np.maximum(support, 1), 2.0)
         return np.maximum(thresholds, 2e-6)
+
+    def label_issue_thresholds(self):
+        """What the second pass compares with: t_k - 1e-6 for probabilities,
+        log(t_k - 1e-6) for logits (p_k >= t <=> z_k >= lse + log t: no exp per
+        element). From the first pass over all rows (merge accumulators first)."""
+        thresholds = self.confident_thresholds() - 1e-6
+        return np.log(thresholds) if self.kind == "logits" else thresholds
+
+    def find_label_issues(self, predictions_chunk, labels_chunk, *, start=0, thresholds=None,
+                          n_threads=None, _names=("predictions", "labels")):
+        """Confident learning's second pass over one chunk of rows: the global
+        indices of its label issues and their self-confidences, unranked.
+        ``thresholds`` defaults to :meth:`label_issue_thresholds` (pass them to
+        workers that hold only a block). Multiclass and binary tasks."""
+        if self.task == "multilabel":
+            raise ValueError("label issues are found for multiclass and binary tasks only")
+        if self.n_classes is None:
+            raise ValueError("the accumulator has seen no data: run the first pass first")
+        pred_name, label_name = _names
+        thresholds = self.label_issue_thresholds() if thresholds is None else \
+            np.ascontiguousarray(thresholds, dtype=np.float64)
+        chunk = _predictions_array(predictions_chunk, pred_name)
+        labels = _labels_array(labels_chunk, label_name, self.task)
+        is_logit = self.kind == "logits"
+        if self.task == "binary":
+            # The two classes [1 - p, p]: softmax([0, z]) for a logit z.
+            chunk = (np.stack([np.zeros_like(chunk), chunk], axis=1) if is_logit
+                     else np.stack([1.0 - chunk, chunk], axis=1))
+        if chunk.ndim != 2 or chunk.shape[1] != self.n_classes or labels.shape != chunk.shape[:1]:
+            raise ValueError(f"{pred_name} and {label_name} do not match the first pass "
+                             f"({self.n_classes} classes)")
+        flags = np.empty(chunk.shape[0], dtype=np.uint8)
+        confidence = np.empty(chunk.shape[0], dtype=np.float64)
+        _profile.label_issues(_profile.ROWS_LOGITS if is_logit else _profile.ROWS_PROBS,
+                              np.ascontiguousarray(chunk), labels, self.n_classes, thresholds,
+                              flags, confidence, resolve_threads(n_threads))
+        rows = np.flatnonzero(flags)
+        return check_int(start, "start", "an int >= 0", lowest=0) + rows, confidence[rows]
 
     def report(self, *, label_issues=None, class_names=None):
         """The :class:`ProfileReport` of everything added so far."""
@@ -739,29 +777,23 @@ def profile(predictions, labels, *, kind="logits", task="multiclass", sample_wei
 def _find_label_issues(accumulator, pred_source, label_source, n_rows, chunk_rows, threads,
                        bar):
     """Confident learning's second pass, with the thresholds of the first."""
-    thresholds = accumulator.confident_thresholds() - 1e-6
-    is_logit = accumulator.kind == "logits"
-    if is_logit:
-        thresholds = np.log(thresholds)
-    kernel_kind = _profile.ROWS_LOGITS if is_logit else _profile.ROWS_PROBS
-    found_index, found_confidence = [], []
+    thresholds = accumulator.label_issue_thresholds()
+    found = []
     for start, (chunk, chunk_labels) in _chunks([pred_source, label_source], n_rows,
                                                 chunk_rows):
-        chunk = _predictions_array(chunk, pred_source.name)
-        chunk_labels = _labels_array(chunk_labels, label_source.name, accumulator.task)
-        if accumulator.task == "binary":
-            # The two classes [1 - p, p]: softmax([0, z]) for a logit z.
-            chunk = (np.stack([np.zeros_like(chunk), chunk], axis=1) if is_logit
-                     else np.stack([1.0 - chunk, chunk], axis=1))
-        flags = np.empty(chunk.shape[0], dtype=np.uint8)
-        confidence = np.empty(chunk.shape[0], dtype=np.float64)
-        _profile.label_issues(kernel_kind, np.ascontiguousarray(chunk), chunk_labels,
-                              accumulator.n_classes, thresholds, flags, confidence, threads)
-        rows = np.flatnonzero(flags)
-        found_index.append(start + rows)
-        found_confidence.append(confidence[rows])
+        found.append(accumulator.find_label_issues(
+            chunk, chunk_labels, start=start, thresholds=thresholds, n_threads=threads,
+            _names=(pred_source.name, label_source.name)))
         _advance(bar, chunk.shape[0])
-    index = np.concatenate(found_index) if found_index else np.zeros(0, dtype=np.int64)
-    confidence = np.concatenate(found_confidence) if found_confidence else np.zeros(0)
+    return rank_label_issues(found)
+
+
+def rank_label_issues(found):
+    """The report's ``label_issues`` from (index, self_confidence) pairs of
+    arrays (one per chunk or block, any order): self-confidence ascending,
+    ties by index."""
+    index = np.concatenate([pair[0] for pair in found]) if found else np.zeros(0, np.int64)
+    confidence = np.concatenate([pair[1] for pair in found]) if found else np.zeros(0)
     order = np.lexsort((index, confidence))
-    return {"index": index[order].tolist(), "self_confidence": confidence[order].tolist()}
+    return {"index": index[order].astype(np.int64).tolist(),
+            "self_confidence": confidence[order].tolist()}

@@ -10,7 +10,7 @@ _Task = Literal["multiclass", "binary", "multilabel"]
 # Arrays, np.memmap, paths (.npy, .npz:KEY, .h5:DATASET, .zarr), h5py and zarr arrays.
 _Input = ArrayLike | str | os.PathLike[str] | Any
 
-__all__ = ["profile", "ProfileAccumulator", "ProfileReport"]
+__all__ = ["profile", "ProfileAccumulator", "ProfileReport", "rank_label_issues"]
 
 TASKS: tuple[str, ...]
 KINDS: tuple[str, ...]
@@ -79,6 +79,17 @@ class ProfileAccumulator:
     ) -> ProfileAccumulator: ...
     def merge(self, other: ProfileAccumulator) -> ProfileAccumulator: ...
     def confident_thresholds(self) -> Any: ...
+    def label_issue_thresholds(self) -> Any: ...
+    def find_label_issues(
+        self,
+        predictions_chunk: ArrayLike,
+        labels_chunk: ArrayLike,
+        *,
+        start: int = ...,
+        thresholds: ArrayLike | None = ...,
+        n_threads: int | None = ...,
+        _names: tuple[str, str] = ...,
+    ) -> tuple[Any, Any]: ...
     def report(
         self,
         *,
@@ -102,3 +113,5 @@ def profile(
     progress: bool | None = ...,
     n_threads: int | None = ...,
 ) -> ProfileReport: ...
+
+def rank_label_issues(found: Sequence[tuple[Any, Any]]) -> dict[str, list[Any]]: ...
