@@ -165,16 +165,12 @@ static FASTCE_ALWAYS_INLINE double fastce_load(const void *row, int is_f32, ptrd
     return is_f32 ? (double)((const float *)row)[c] : ((const double *)row)[c];
 }
 
+/* The loss kernels' row max, in the row's own type (16 float lanes). */
 static FASTCE_ALWAYS_INLINE double fastce_row_max_any(const void *row, int is_f32,
                                                     ptrdiff_t n_classes)
 {
-    double best = -INFINITY;
-    FASTCE_SIMD_REDUCTION(max : best)
-    for (ptrdiff_t c = 0; c < n_classes; ++c) {
-        double z = fastce_load(row, is_f32, c);
-        best = z > best ? z : best;
-    }
-    return best;
+    return is_f32 ? fastce_row_max_f32((const float *)row, n_classes)
+                  : fastce_row_max_f64((const double *)row, n_classes);
 }
 
 /* With the row's max known, one vectorised pass gives its first index (a
@@ -216,10 +212,12 @@ static FASTCE_ALWAYS_INLINE void fastce_logits_row_stats_typed(
     double best = fastce_row_max_any(row, is_f32, n_classes);
     double z_label = fastce_load(row, is_f32, label);
     double total = 0.0, tilted = 0.0, squares = 0.0, n_above = 0.0;
-    double second = -INFINITY, n_at_max = 0.0;
+    double e_label = 0.0, e_second = 0.0, n_at_max = 0.0;
     ptrdiff_t argmax = n_classes;
-    FASTCE_SIMD_CLAUSES(reduction(+ : total, tilted, squares, n_above, n_at_max)
-                        reduction(max : second) reduction(min : argmax))
+    /* The label's exp and the runner-up's are picked from the same pass (no
+     * exp per row afterwards). */
+    FASTCE_SIMD_CLAUSES(reduction(+ : total, tilted, squares, n_above, n_at_max, e_label)
+                        reduction(max : e_second) reduction(min : argmax))
     for (ptrdiff_t c = 0; c < n_classes; ++c) {
         double z = fastce_load(row, is_f32, c);
         double shifted = z - best;
@@ -231,21 +229,24 @@ static FASTCE_ALWAYS_INLINE void fastce_logits_row_stats_typed(
         tilted += e > 0.0 ? e * shifted : 0.0;
         squares += e * e;
         n_above += z > z_label ? 1.0 : 0.0;
+        e_label += c == label ? e : 0.0;
         int at_max = z == best;
         argmax = at_max && c < argmax ? c : argmax;
         n_at_max += at_max ? 1.0 : 0.0;
-        double below = z < best ? z : -INFINITY;
-        second = below > second ? below : second;
+        double below = z < best ? e : 0.0;
+        e_second = below > e_second ? below : e_second;
     }
     if (n_at_max >= 2.0)
-        second = best;
+        e_second = 1.0;
     double log_total = log(total);
     double inv_total = 1.0 / total;
     double loss = (best - z_label) + log_total;
-    double p_label = fastce_exp(z_label - best) * inv_total;
+    double p_label = e_label * inv_total;
+    if (total != total)  /* NaN in the row: NaN throughout, as the sums */
+        p_label = NAN;
     out->loss = loss < FASTCE_LOSS_CLAMP ? loss : (loss != loss ? loss : FASTCE_LOSS_CLAMP);
     out->confidence = inv_total;
-    out->margin = (1.0 - fastce_row_exp_f64(second - best)) * inv_total;
+    out->margin = (1.0 - e_second) * inv_total;
     out->entropy = log_total - tilted * inv_total;
     out->self_confidence = p_label;
     out->brier = squares * inv_total * inv_total - 2.0 * p_label + 1.0;
@@ -348,52 +349,46 @@ static FASTCE_ALWAYS_INLINE int fastce_label_issue_typed(
     const void *row, int is_f32, int is_logit, ptrdiff_t n_classes, int64_t label,
     const double *threshold, double *self_confidence)
 {
-    double best, second;
-    ptrdiff_t argmax;
-    fastce_row_top2(row, is_f32, n_classes, &best, &argmax, &second);
-    double lse = 0.0;
-    if (is_logit) {
-        double total = 0.0;
-        FASTCE_SIMD_REDUCTION(+ : total)
-        for (ptrdiff_t c = 0; c < n_classes; ++c)
-            total += fastce_row_exp_f64(fastce_load(row, is_f32, c) - best);
-        lse = best + log(total);
-    }
-    ptrdiff_t n_confident = 0, first_confident = -1;
+    /* A sample whose label holds the row's largest value is never an issue:
+     * cleanlab's final filter (p_y raised by 1e-6 is the argmax) removes it.
+     * That takes one max pass; most samples of a useful model stop here. */
+    double best = fastce_row_max_any(row, is_f32, n_classes);
+    double label_value = fastce_load(row, is_f32, label);
+    *self_confidence = NAN;
+    if (!(label_value < best))
+        return 0;
+    /* Otherwise the argmax is another class, the first at the max (the
+     * rival of the final filter), and for logits lse = max + log S. */
+    double total = 0.0;
+    ptrdiff_t argmax = n_classes;
+    FASTCE_SIMD_CLAUSES(reduction(+ : total) reduction(min : argmax))
     for (ptrdiff_t c = 0; c < n_classes; ++c) {
         double v = fastce_load(row, is_f32, c);
-        if (is_logit ? v - lse >= threshold[c] : v >= threshold[c]) {
-            if (first_confident < 0)
-                first_confident = c;
-            ++n_confident;
-        }
+        argmax = v == best && c < argmax ? c : argmax;
+        if (is_logit) /* in double: the thresholds compare against it */
+            total += fastce_row_exp_f64(v - best);
     }
-    double p_label = is_logit ? fastce_exp(fastce_load(row, is_f32, label) - lse)
-                              : fastce_load(row, is_f32, label);
+    double lse = is_logit ? best + log(total) : 0.0;
+    ptrdiff_t n_confident = 0, first_confident = n_classes;
+    FASTCE_SIMD_CLAUSES(reduction(+ : n_confident) reduction(min : first_confident))
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {
+        double v = fastce_load(row, is_f32, c);
+        int confident = is_logit ? v - lse >= threshold[c] : v >= threshold[c];
+        n_confident += confident;
+        first_confident = confident && c < first_confident ? c : first_confident;
+    }
+    double p_label = is_logit ? fastce_exp(label_value - lse) : label_value;
     *self_confidence = p_label;
     if (n_confident == 0)
         return 0;
     ptrdiff_t guess = n_confident > 1 ? argmax : first_confident;
     if (guess == label)
         return 0;
-    /* cleanlab's final filter: argmax of p after p_y += 1e-6, first index on
-     * ties. The rival is the first largest class other than y. */
+    /* cleanlab's final filter: the argmax of p after p_y += 1e-6, first index
+     * on ties; the rival is the argmax (p = 1 / S for logits). */
     double raised = p_label + FASTCE_CL_TOLERANCE;
-    ptrdiff_t rival = argmax != label ? argmax : -1;
-    double rival_value = argmax != label ? best : second;
-    if (rival < 0) {
-        for (ptrdiff_t c = 0; c < n_classes; ++c)
-            if (c != label && fastce_load(row, is_f32, c) == second) {
-                rival = c;
-                break;
-            }
-        if (rival < 0)
-            return 0;
-    }
-    double rival_p = is_logit ? fastce_exp(rival_value - lse) : rival_value;
-    if (raised > rival_p)
-        return 0;
-    if (raised == rival_p && label < rival)
+    double rival_p = is_logit ? 1.0 / total : best;
+    if (raised > rival_p || (raised == rival_p && label < argmax))
         return 0;
     return 1;
 }
