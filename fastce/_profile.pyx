@@ -12,6 +12,7 @@ from cython.parallel cimport prange
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t
 from libc.math cimport INFINITY
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from fastce._arrays cimport array_data, float_typenum
@@ -261,10 +262,126 @@ cdef inline Py_ssize_t _hist_bin(double loss) noexcept nogil:
                                & ((1 << HIST_SUBBINS_LOG2_) - 1)))
 
 
+cdef struct ProfileState:
+    # One accumulator's arrays (see ``accumulate``), as pointers.
+    int64_t* eg
+    int64_t* eb
+    int64_t* ek
+    int64_t* cg
+    int64_t* ck
+    int64_t* cm
+    int64_t* hist
+    int64_t* elb
+
+
+cdef void _accumulate_range(const double* st, const int64_t* pred, const int64_t* above,
+                            const int64_t* lab, const double* sw, const double* edge_ptr,
+                            Py_ssize_t n, Py_ssize_t n_bins, Py_ssize_t n_classes,
+                            Py_ssize_t n_labels_per_row, ProfileState state,
+                            Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """Samples [start, stop) of a chunk of n into one state (no normalisation)."""
+    cdef Py_ssize_t i, b, k, predicted
+    cdef double weight, loss, confidence, correct, top5
+    cdef int64_t* klass
+    cdef int64_t* bins
+    cdef bint weighted = sw != NULL
+    cdef Py_ssize_t S = FASTCE_EXACT_SIZE
+    cdef int64_t* eg = state.eg
+    cdef int64_t* eb = state.eb
+    cdef int64_t* ek = state.ek
+    cdef int64_t* cg = state.cg
+    cdef int64_t* ck = state.ck
+    cdef int64_t* cm = state.cm
+    cdef int64_t* hist = state.hist
+    cdef int64_t* elb = state.elb
+    for i in range(start, stop):
+        weight = sw[i // n_labels_per_row] if weighted else 1.0
+        loss = st[i]
+        confidence = st[n + i]
+        k = i % n_labels_per_row if n_labels_per_row > 1 else lab[i]
+        predicted = pred[i]
+        correct = 1.0 if predicted == lab[i] else 0.0
+        top5 = 1.0 if above[i] < 5 else 0.0
+        b = _confidence_bin(confidence, edge_ptr, n_bins)
+        cg[0] += 1
+        cg[1] += <int64_t>correct
+        cg[2] += <int64_t>top5
+        if loss != loss:
+            cg[3] += 1
+        else:
+            hist[_hist_bin(loss)] += 1
+        fastce_exact_add(eg + G_LOSS * S, weight * loss)
+        fastce_exact_add(eg + G_BRIER * S, weight * st[5 * n + i])
+        fastce_exact_add(eg + G_ENTROPY * S, weight * st[3 * n + i])
+        fastce_exact_add(eg + G_MARGIN * S, weight * st[2 * n + i])
+        fastce_exact_add(eg + G_CONFIDENCE * S, weight * confidence)
+        # Calibration bins keep exact weight and correct sums in both modes.
+        fastce_exact_add(eb + (b * B_FIELDS + B_CONFIDENCE) * S, weight * confidence)
+        fastce_exact_add(eb + (b * B_FIELDS + B_WEIGHT) * S, weight)
+        fastce_exact_add(eb + (b * B_FIELDS + B_CORRECT) * S, weight * correct)
+        klass = ek + k * K_FIELDS * S
+        fastce_exact_add(klass + K_LOSS * S, weight * loss)
+        fastce_exact_add(klass + K_SELF_CONFIDENCE * S, weight * st[4 * n + i])
+        if n_labels_per_row > 1:
+            # Multi-label: class k is the label column; "support" counts
+            # the positives, and each label has its own calibration bins.
+            ck[3 * k] += lab[i]
+            ck[3 * k + 1] += <int64_t>correct
+            ck[3 * k + 2] += 1
+            bins = elb + (k * n_bins + b) * B_FIELDS * S
+            fastce_exact_add(bins + B_CONFIDENCE * S, weight * confidence)
+            fastce_exact_add(bins + B_WEIGHT * S, weight)
+            fastce_exact_add(bins + B_CORRECT * S, weight * correct)
+        else:
+            ck[3 * k] += 1
+            ck[3 * k + 1] += <int64_t>correct
+            ck[3 * predicted + 2] += 1
+            if cm != NULL:
+                cm[k * n_classes + predicted] += 1
+        if weighted:
+            fastce_exact_add(eg + G_WEIGHT * S, weight)
+            fastce_exact_add(eg + G_CORRECT * S, weight * correct)
+            fastce_exact_add(eg + G_TOP5 * S, weight * top5)
+            fastce_exact_add(klass + K_WEIGHT * S, weight)
+            fastce_exact_add(klass + K_CORRECT * S, weight * correct)
+            fastce_exact_add(klass + K_SELF_CONFIDENCE_UNWEIGHTED * S, st[4 * n + i])
+            if n_labels_per_row == 1:
+                fastce_exact_add(ek + (predicted * K_FIELDS + K_PREDICTED_WEIGHT) * S,
+                                 weight)
+
+
+cdef ProfileState _state_of(tuple arrays, Py_ssize_t n_bins, Py_ssize_t n_classes) except *:
+    """Pointers to the arrays of one state, in ``accumulate``'s order."""
+    (exact_global, exact_bins, exact_class, counts_global, counts_class, confusion, histogram,
+     exact_label_bins) = arrays
+    cdef ProfileState state
+    state.eg = <int64_t*>array_data(exact_global, cnp.NPY_INT64,
+                                    G_FIELDS * FASTCE_EXACT_SIZE, True)
+    state.eb = <int64_t*>array_data(exact_bins, cnp.NPY_INT64,
+                                    n_bins * B_FIELDS * FASTCE_EXACT_SIZE, True)
+    state.ek = <int64_t*>array_data(exact_class, cnp.NPY_INT64,
+                                    n_classes * K_FIELDS * FASTCE_EXACT_SIZE, True)
+    state.cg = <int64_t*>array_data(counts_global, cnp.NPY_INT64, 4, True)
+    state.ck = <int64_t*>array_data(counts_class, cnp.NPY_INT64, n_classes * 3, True)
+    state.cm = <int64_t*>array_data(confusion, cnp.NPY_INT64, n_classes * n_classes, True)
+    state.hist = <int64_t*>array_data(histogram, cnp.NPY_INT64, HIST_BINS_, True)
+    state.elb = <int64_t*>array_data(
+        exact_label_bins, cnp.NPY_INT64,
+        n_classes * n_bins * B_FIELDS * FASTCE_EXACT_SIZE if exact_label_bins is not None
+        else 0, True)
+    return state
+
+
+# Below this many samples a chunk is accumulated on one thread: a private
+# state per thread costs its allocation and merge (O(C) exact sums).
+cdef enum:
+    PARALLEL_MIN_SAMPLES = 1 << 16
+
+
 def accumulate(stats, sample_predictions, sample_n_above, labels, sample_weight,
                bin_edges, Py_ssize_t n_labels_per_row, exact_global, exact_bins,
                exact_class, counts_global, counts_class, confusion, histogram,
-               exact_label_bins):
+               exact_label_bins, int n_threads=1):
     """Add a chunk's statistics (``sample_stats``'s output) to a state.
 
     ``bin_edges`` (n_bins + 1,) float64 are the calibration bins' edges.
@@ -283,6 +400,10 @@ def accumulate(stats, sample_predictions, sample_n_above, labels, sample_weight,
     Without ``sample_weight`` (None), the global and per-class weight, correct
     and predicted sums are not formed: the counts are those sums. The weights
     were checked by ``sample_stats``.
+
+    With ``n_threads`` > 1 (and a large chunk), each thread adds its share of
+    the samples into a private state, and the states are then added up: the
+    sums are exact, so the result does not depend on the split.
     """
     cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray?>labels)
     cdef Py_ssize_t n_classes = (<cnp.ndarray?>counts_class).shape[0]
@@ -297,89 +418,44 @@ def accumulate(stats, sample_predictions, sample_n_above, labels, sample_weight,
     cdef const int64_t* lab = <const int64_t*>array_data(labels, cnp.NPY_INT64, n, False)
     cdef const double* sw = <const double*>array_data(
         sample_weight, cnp.NPY_FLOAT64, n // n_labels_per_row, False)
-    cdef int64_t* eg = <int64_t*>array_data(exact_global, cnp.NPY_INT64,
-                                            G_FIELDS * FASTCE_EXACT_SIZE, True)
-    cdef int64_t* eb = <int64_t*>array_data(exact_bins, cnp.NPY_INT64,
-                                            n_bins * B_FIELDS * FASTCE_EXACT_SIZE, True)
-    cdef int64_t* ek = <int64_t*>array_data(exact_class, cnp.NPY_INT64,
-                                            n_classes * K_FIELDS * FASTCE_EXACT_SIZE, True)
-    cdef int64_t* cg = <int64_t*>array_data(counts_global, cnp.NPY_INT64, 4, True)
-    cdef int64_t* ck = <int64_t*>array_data(counts_class, cnp.NPY_INT64, n_classes * 3, True)
-    cdef int64_t* cm = <int64_t*>array_data(confusion, cnp.NPY_INT64, n_classes * n_classes,
-                                            True)
-    cdef int64_t* hist = <int64_t*>array_data(histogram, cnp.NPY_INT64, HIST_BINS_, True)
-    cdef int64_t* elb = <int64_t*>array_data(
-        exact_label_bins, cnp.NPY_INT64,
-        n_classes * n_bins * B_FIELDS * FASTCE_EXACT_SIZE if exact_label_bins is not None
-        else 0, True)
-    cdef Py_ssize_t i, b, k, predicted
-    cdef double weight, loss, confidence, correct, top5
-    cdef int64_t* klass
-    cdef int64_t* bins
-    cdef bint weighted = sw != NULL
-    cdef Py_ssize_t S = FASTCE_EXACT_SIZE
+    main = (exact_global, exact_bins, exact_class, counts_global, counts_class, confusion,
+            histogram, exact_label_bins)
+    cdef int threads = n_threads if n >= PARALLEL_MIN_SAMPLES else 1
+    cdef Py_ssize_t part, share
+    cdef ProfileState* states
+    cdef ProfileState state
     if n == 0:
         return
-    with nogil:
-        for i in range(n):
-            weight = sw[i // n_labels_per_row] if weighted else 1.0
-            loss = st[i]
-            confidence = st[n + i]
-            k = i % n_labels_per_row if n_labels_per_row > 1 else lab[i]
-            predicted = pred[i]
-            correct = 1.0 if predicted == lab[i] else 0.0
-            top5 = 1.0 if above[i] < 5 else 0.0
-            b = _confidence_bin(confidence, edge_ptr, n_bins)
-            cg[0] += 1
-            cg[1] += <int64_t>correct
-            cg[2] += <int64_t>top5
-            if loss != loss:
-                cg[3] += 1
-            else:
-                hist[_hist_bin(loss)] += 1
-            fastce_exact_add(eg + G_LOSS * S, weight * loss)
-            fastce_exact_add(eg + G_BRIER * S, weight * st[5 * n + i])
-            fastce_exact_add(eg + G_ENTROPY * S, weight * st[3 * n + i])
-            fastce_exact_add(eg + G_MARGIN * S, weight * st[2 * n + i])
-            fastce_exact_add(eg + G_CONFIDENCE * S, weight * confidence)
-            # Calibration bins keep exact weight and correct sums in both modes.
-            fastce_exact_add(eb + (b * B_FIELDS + B_CONFIDENCE) * S, weight * confidence)
-            fastce_exact_add(eb + (b * B_FIELDS + B_WEIGHT) * S, weight)
-            fastce_exact_add(eb + (b * B_FIELDS + B_CORRECT) * S, weight * correct)
-            klass = ek + k * K_FIELDS * S
-            fastce_exact_add(klass + K_LOSS * S, weight * loss)
-            fastce_exact_add(klass + K_SELF_CONFIDENCE * S, weight * st[4 * n + i])
-            if n_labels_per_row > 1:
-                # Multi-label: class k is the label column; "support" counts
-                # the positives, and each label has its own calibration bins.
-                ck[3 * k] += lab[i]
-                ck[3 * k + 1] += <int64_t>correct
-                ck[3 * k + 2] += 1
-                bins = elb + (k * n_bins + b) * B_FIELDS * S
-                fastce_exact_add(bins + B_CONFIDENCE * S, weight * confidence)
-                fastce_exact_add(bins + B_WEIGHT * S, weight)
-                fastce_exact_add(bins + B_CORRECT * S, weight * correct)
-            else:
-                ck[3 * k] += 1
-                ck[3 * k + 1] += <int64_t>correct
-                ck[3 * predicted + 2] += 1
-                if cm != NULL:
-                    cm[k * n_classes + predicted] += 1
-            if weighted:
-                fastce_exact_add(eg + G_WEIGHT * S, weight)
-                fastce_exact_add(eg + G_CORRECT * S, weight * correct)
-                fastce_exact_add(eg + G_TOP5 * S, weight * top5)
-                fastce_exact_add(klass + K_WEIGHT * S, weight)
-                fastce_exact_add(klass + K_CORRECT * S, weight * correct)
-                fastce_exact_add(klass + K_SELF_CONFIDENCE_UNWEIGHTED * S, st[4 * n + i])
-                if n_labels_per_row == 1:
-                    fastce_exact_add(ek + (predicted * K_FIELDS + K_PREDICTED_WEIGHT) * S,
-                                     weight)
-        _normalize_all(eg, G_FIELDS)
-        _normalize_all(eb, n_bins * B_FIELDS)
-        _normalize_all(ek, n_classes * K_FIELDS)
-        if elb != NULL:
-            _normalize_all(elb, n_classes * n_bins * B_FIELDS)
+    if threads <= 1:
+        state = _state_of(main, n_bins, n_classes)
+        with nogil:
+            _accumulate_range(st, pred, above, lab, sw, edge_ptr, n, n_bins, n_classes,
+                              n_labels_per_row, state, 0, n)
+    else:
+        private = [main] + [tuple(None if a is None else np.zeros_like(a) for a in main)
+                            for _ in range(threads - 1)]
+        states = <ProfileState*>malloc(threads * sizeof(ProfileState))
+        if states == NULL:
+            raise MemoryError()
+        try:
+            for part in range(threads):
+                states[part] = _state_of(private[part], n_bins, n_classes)
+            # Parts split on whole rows (multi-label rows hold several samples).
+            share = ((n // n_labels_per_row + threads - 1) // threads) * n_labels_per_row
+            with nogil:
+                for part in prange(threads, num_threads=threads, schedule="static"):
+                    _accumulate_range(st, pred, above, lab, sw, edge_ptr, n, n_bins,
+                                      n_classes, n_labels_per_row, states[part],
+                                      min(part * share, n), min((part + 1) * share, n))
+        finally:
+            free(states)
+        for extra in private[1:]:
+            for target, source in zip(main, extra):
+                if target is not None:
+                    target += source
+    for sums in (exact_global, exact_bins, exact_class, exact_label_bins):
+        if sums is not None:
+            normalize(sums)
 
 
 cdef void _normalize_all(int64_t* sums, Py_ssize_t count) noexcept nogil:

@@ -204,7 +204,7 @@ class ProfileAccumulator:
         _profile.accumulate(
             stats, predicted, n_above, labels.reshape(-1), weight, self.bin_edges, per_row,
             self.exact_global, self.exact_bins, self.exact_class, self.counts_global,
-            self.counts_class, self.confusion, self.histogram, self.exact_label_bins)
+            self.counts_class, self.confusion, self.histogram, self.exact_label_bins, threads)
         self._update_hardest(stats[0], predicted, labels, start)
         self.n_rows += n_rows
         self.next_start = start + n_rows
