@@ -269,6 +269,14 @@ class ProfileAccumulator:
         else:
             row_losses, row_labels, row_predicted = losses, labels, predicted
         index = start + np.arange(row_losses.shape[0], dtype=np.int64)
+        if self.hardest_loss.size == self.top_k:
+            # Only losses at or above the k-th kept one can enter: one compare
+            # per row instead of a partition of the chunk.
+            floor = self.hardest_loss[-1]
+            floor = np.inf if np.isnan(floor) else floor
+            rising = np.flatnonzero((row_losses >= floor) | np.isnan(row_losses))
+            row_losses, index = row_losses[rising], index[rising]
+            row_labels, row_predicted = row_labels[rising], row_predicted[rising]
         if row_losses.shape[0] > self.top_k:
             keep = _top_k_order(row_losses, index, self.top_k)
             row_losses, index = row_losses[keep], index[keep]
