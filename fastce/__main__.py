@@ -90,11 +90,15 @@ def _profile_command(args):
     from fastce.profiling import profile
 
     try:
-        report = profile(args.predictions, args.labels, kind="probs" if args.probs else "logits",
-                         task=args.task, sample_weight=args.sample_weight,
-                         chunk_size=args.chunk_size, top_k=args.top_k,
-                         label_issues=not args.no_label_issues,
-                         progress=not args.no_progress, n_threads=args.threads)
+        if args.dask is not None or args.dask_workers is not None:
+            report = _profile_on_dask(args)
+        else:
+            report = profile(args.predictions, args.labels,
+                             kind="probs" if args.probs else "logits",
+                             task=args.task, sample_weight=args.sample_weight,
+                             chunk_size=args.chunk_size, top_k=args.top_k,
+                             label_issues=not args.no_label_issues,
+                             progress=not args.no_progress, n_threads=args.threads)
     except (ValueError, TypeError, KeyError, OSError, ImportError) as error:
         print(f"fastce profile: error: {error}", file=sys.stderr)
         return 2
@@ -103,6 +107,33 @@ def _profile_command(args):
         written = report.save(args.out)
         print(f"\nwrote {len(written)} files to {args.out}: {', '.join(written)}")
     return 0
+
+
+def _profile_on_dask(args):
+    """fastce profile --dask ADDRESS / --dask-workers N: the inputs are opened
+    lazily on the workers (fastce.dask.profile), the report is the same."""
+    import distributed
+
+    import fastce.dask
+
+    cluster = None
+    if args.dask_workers is not None:
+        if args.dask_workers < 1:
+            raise ValueError(f"--dask-workers must be >= 1, got {args.dask_workers}")
+        cluster = distributed.LocalCluster(n_workers=args.dask_workers, threads_per_worker=1,
+                                           host="127.0.0.1", processes=True,
+                                           dashboard_address=None)
+    try:
+        with distributed.Client(cluster if cluster is not None else args.dask, timeout=60):
+            return fastce.dask.profile(args.predictions, args.labels,
+                                       kind="probs" if args.probs else "logits",
+                                       task=args.task, sample_weight=args.sample_weight,
+                                       chunk_size=args.chunk_size, top_k=args.top_k,
+                                       label_issues=not args.no_label_issues,
+                                       n_threads=args.threads)
+    finally:
+        if cluster is not None:
+            cluster.close(timeout=30)
 
 
 def main(argv=None):
@@ -150,6 +181,13 @@ def main(argv=None):
     profile_parser.add_argument("--threads", type=int, default=None)
     profile_parser.add_argument("--no-progress", action="store_true",
                                 help="no progress bar on stderr")
+    dask_group = profile_parser.add_mutually_exclusive_group()
+    dask_group.add_argument("--dask", metavar="ADDRESS", default=None,
+                            help="run on the Dask scheduler at ADDRESS (fastce.dask.profile; "
+                            "the workers read the files)")
+    dask_group.add_argument("--dask-workers", metavar="N", type=int, default=None,
+                            help="run on a local Dask cluster of N single-threaded worker "
+                            "processes, closed afterwards")
     args = parser.parse_args(argv)
     if args.command == "profile":
         return _profile_command(args)
