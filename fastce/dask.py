@@ -45,9 +45,14 @@ __all__ = ["profile", "cross_entropy", "binary_cross_entropy_with_logits"]
 
 def _task_threads(n_threads):
     """The kernels' thread count inside a task: the caller's ``n_threads`` when
-    given; else the distributed worker's thread count; else 1 in a pool thread
-    or a pool process (the threaded / processes schedulers), None (OpenMP's
-    default) when the task runs in the calling thread (the synchronous one)."""
+    given; else 1 on a distributed worker, in a pool thread or in a pool
+    process, and None (OpenMP's default) in the calling thread (the
+    synchronous scheduler).
+
+    One thread a task: a worker with M threads runs M tasks at once, so N
+    workers x M threads keep N x M cores busy with one OpenMP thread a task.
+    Giving each task the worker's M threads ran M x M threads on M cores
+    (measured 1.70 s against 1.15 s on 1 worker x 2 threads)."""
     if n_threads is not None:
         return n_threads
     try:
@@ -56,7 +61,8 @@ def _task_threads(n_threads):
         get_worker = None
     if get_worker is not None:
         try:
-            return max(1, int(get_worker().state.nthreads))
+            get_worker()
+            return 1
         except ValueError:  # not running on a distributed worker
             pass
     if threading.current_thread() is not threading.main_thread() \

@@ -112,7 +112,7 @@ def test_profile_threaded_scheduler(client):
 
 
 def test_thread_rule(client):
-    # On a distributed worker: its thread count; in a threaded-scheduler task: 1;
+    # One OpenMP thread a task on a distributed worker and in a threaded-scheduler task;
     # in the calling thread (synchronous scheduler): None (OpenMP's default).
     assert set(client.run(fdask._task_threads, None).values()) == {1}
     assert client.submit(fdask._task_threads, None, pure=False).result() == 1
