@@ -203,38 +203,59 @@ static FASTCE_ALWAYS_INLINE void fastce_row_top2(const void *row, int is_f32, pt
  * then lse = max + log S, entropy = log S - T / S, sum p^2 = Q / S^2.
  * A -inf entry has e_c = 0 and adds nothing (no 0 * inf). A row of all -inf
  * has no distribution and gives NaN statistics; NaN entries give NaN. */
+/* Classes a run of the logits' exp pass takes at once: their exps go to a
+ * stack buffer in the row's own type (16 float lanes on AVX-512), and a
+ * second loop over that L1-resident buffer forms the double sums. One loop
+ * doing both runs at the width of double (8 lanes): measured 10-15% slower
+ * for float rows (1,000,000 x 100, one thread). */
+#define FASTCE_PROFILE_RUN 256
+
 static FASTCE_ALWAYS_INLINE void fastce_logits_row_stats_typed(
     const void *row, int is_f32, ptrdiff_t n_classes, int64_t label, fastce_sample_stats *out)
 {
-    /* Two passes, as the loss kernels: the max, then everything else from
-     * the cached row (the exps, their sums, the first argmax and the second
-     * largest logit). */
+    /* Two passes over the row, as the loss kernels: the max, then the exps
+     * and everything else from the cached row (the exps' sums, the first
+     * argmax, the label's and the runner-up's exp). */
     double best = fastce_row_max_any(row, is_f32, n_classes);
+    float best_f32 = (float)best;
     double z_label = fastce_load(row, is_f32, label);
     double total = 0.0, tilted = 0.0, squares = 0.0, n_above = 0.0;
     double e_label = 0.0, e_second = 0.0, n_at_max = 0.0;
     ptrdiff_t argmax = n_classes;
-    /* The label's exp and the runner-up's are picked from the same pass (no
-     * exp per row afterwards). */
-    FASTCE_SIMD_CLAUSES(reduction(+ : total, tilted, squares, n_above, n_at_max, e_label)
-                        reduction(max : e_second) reduction(min : argmax))
-    for (ptrdiff_t c = 0; c < n_classes; ++c) {
-        double z = fastce_load(row, is_f32, c);
-        double shifted = z - best;
-        /* float rows take the float exp (16 lanes), as the loss kernels do;
-         * the sums stay in double. */
-        double e = is_f32 ? (double)fastce_row_exp_f32((float)shifted)
-                          : fastce_row_exp_f64(shifted);
-        total += e;
-        tilted += e > 0.0 ? e * shifted : 0.0;
-        squares += e * e;
-        n_above += z > z_label ? 1.0 : 0.0;
-        e_label += c == label ? e : 0.0;
-        int at_max = z == best;
-        argmax = at_max && c < argmax ? c : argmax;
-        n_at_max += at_max ? 1.0 : 0.0;
-        double below = z < best ? e : 0.0;
-        e_second = below > e_second ? below : e_second;
+    float exps_f32[FASTCE_PROFILE_RUN];
+    double exps_f64[FASTCE_PROFILE_RUN];
+    for (ptrdiff_t run = 0; run < n_classes; run += FASTCE_PROFILE_RUN) {
+        ptrdiff_t length = n_classes - run < FASTCE_PROFILE_RUN ? n_classes - run
+                                                                : FASTCE_PROFILE_RUN;
+        if (is_f32) {
+            const float *z = (const float *)row + run;
+            FASTCE_SIMD
+            for (ptrdiff_t i = 0; i < length; ++i)
+                exps_f32[i] = fastce_row_exp_f32(z[i] - best_f32);
+        } else {
+            const double *z = (const double *)row + run;
+            FASTCE_SIMD
+            for (ptrdiff_t i = 0; i < length; ++i)
+                exps_f64[i] = fastce_row_exp_f64(z[i] - best);
+        }
+        FASTCE_SIMD_CLAUSES(reduction(+ : total, tilted, squares, n_above, n_at_max, e_label)
+                            reduction(max : e_second) reduction(min : argmax))
+        for (ptrdiff_t i = 0; i < length; ++i) {
+            ptrdiff_t c = run + i;
+            double z = fastce_load(row, is_f32, c);
+            double e = is_f32 ? (double)exps_f32[i] : exps_f64[i];
+            double shifted = z - best;
+            total += e;
+            tilted += e > 0.0 ? e * shifted : 0.0;
+            squares += e * e;
+            n_above += z > z_label ? 1.0 : 0.0;
+            e_label += c == label ? e : 0.0;
+            int at_max = z == best;
+            argmax = at_max && c < argmax ? c : argmax;
+            n_at_max += at_max ? 1.0 : 0.0;
+            double below = z < best ? e : 0.0;
+            e_second = below > e_second ? below : e_second;
+        }
     }
     if (n_at_max >= 2.0)
         e_second = 1.0;
