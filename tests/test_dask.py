@@ -30,6 +30,10 @@ PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastce.__file__
 
 @pytest.fixture(scope="module")
 def client():
+    # distributed's nannies write OMP_NUM_THREADS=1 (and MKL_, OPENBLAS_) into this
+    # process's environment for good; restore it afterwards so that the processes
+    # later tests start see the machine's thread settings.
+    saved_environment = dict(os.environ)
     # Workers are spawned processes: they import fastce from where this process does.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
@@ -43,6 +47,8 @@ def client():
     finally:
         client.close(timeout=30)
         cluster.close(timeout=30)
+        os.environ.clear()
+        os.environ.update(saved_environment)
 
 
 def _multiclass(n=5000, c=7, seed=0, dtype=np.float64):
