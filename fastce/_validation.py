@@ -43,6 +43,9 @@ def _reject_masked(x, name):
 def as_array(x, name):
     """``np.asarray(x)`` for any argument, refusing masked arrays and dtypes
     that can never be numbers of ours."""
+    if type(x) is np.ndarray:  # the common case: neither masked nor converted
+        _reject_unsupported(x, name)
+        return x
     _reject_masked(x, name)
     array = np.asarray(x)
     _reject_unsupported(array, name)
@@ -222,6 +225,8 @@ def check_int(value, name, what="an int", lowest=np.iinfo(np.int64).min,
     (1.0); an integer outside the range raises ValueError naming ``name``
     (never OverflowError).
     """
+    if type(value) is int and lowest <= value <= highest:
+        return value  # the common case, without the checks below
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if isinstance(value, (bool, np.bool_)):
