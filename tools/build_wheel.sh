@@ -33,7 +33,7 @@ export PATH="$work/tools/bin:$PATH"
 log "sdist"
 "$work/tools/bin/python" -m build --sdist --outdir "$work/sdist" "$root" >&2
 sdist="$(ls "$work"/sdist/fastce-*.tar.gz)"
-log "pip wheel from $(basename "$sdist") (11 extension modules)"
+log "pip wheel from $(basename "$sdist")"
 "$work/tools/bin/python" -m pip wheel --no-deps -w "$work/raw" "$sdist" >&2
 raw="$(ls "$work"/raw/fastce-*.whl)"
 
