@@ -83,6 +83,30 @@ def demo(scale=0.25, repeats=3):
         naive_tiny = np.log(np.exp([0.0, -25.0, -30.0]).sum())
     print(f"  cross_entropy([[0, -25, -30]], target=[0]) = {tiny:.12e}; exact {exact:.12e}; "
           f"log(sum(exp)) gives {naive_tiny:.12e}")
+    _demo_profile(scale)
+
+
+def _demo_profile(scale):
+    """A dataset profile of a generated model with 5% of its labels replaced."""
+    rng = np.random.default_rng(0)
+    n_rows, n_classes = max(1000, int(400_000 * scale)), 10
+    truth = rng.integers(0, n_classes, n_rows)
+    logits = rng.standard_normal((n_rows, n_classes)).astype(np.float32)
+    logits[np.arange(n_rows), truth] += 2.5
+    labels = truth.copy()
+    replaced = rng.random(n_rows) < 0.05
+    labels[replaced] = rng.integers(0, n_classes, int(replaced.sum()))
+    start = time.perf_counter()
+    report = fastce.profile(logits, labels, progress=False)
+    seconds = time.perf_counter() - start
+    flagged = np.asarray(report.label_issues["index"], dtype=np.int64)
+    wrong = replaced & (labels != truth)
+    caught = int(np.count_nonzero(wrong[flagged])) if flagged.size else 0
+    print(f"\nfastce.profile of {n_rows:,} x {n_classes} logits in {seconds * 1e3:.0f} ms "
+          f"(fastce profile FILE LABELS does this for files; see README):")
+    print(f"  loss {report.loss_mean:.4f}, accuracy {report.accuracy:.4f}, "
+          f"ECE {report.ece:.4f}; {flagged.size:,} label issues flagged, "
+          f"{caught:,} of the {int(wrong.sum()):,} labels really replaced among them")
 
 
 def _profile_command(args):
