@@ -165,10 +165,24 @@ static FASTCE_ALWAYS_INLINE double fastce_load(const void *row, int is_f32, ptrd
     return is_f32 ? (double)((const float *)row)[c] : ((const double *)row)[c];
 }
 
-/* The loss kernels' row max, in the row's own type (16 float lanes). */
+/* Rows shorter than this take the same loops unvectorised (`if(simd: ...)`):
+ * for a few classes the vector prologue, masks and the horizontal reductions
+ * of seven sums cost more than the arithmetic. */
+#define FASTCE_PROFILE_SIMD_MIN 16
+
+/* The loss kernels' row max, in the row's own type (16 float lanes); a
+ * plain loop for short rows. NaN entries are skipped. */
 static FASTCE_ALWAYS_INLINE double fastce_row_max_any(const void *row, int is_f32,
                                                     ptrdiff_t n_classes)
 {
+    if (n_classes < FASTCE_PROFILE_SIMD_MIN) {
+        double best = -INFINITY;
+        for (ptrdiff_t c = 0; c < n_classes; ++c) {
+            double z = fastce_load(row, is_f32, c);
+            best = z > best ? z : best;
+        }
+        return best;
+    }
     return is_f32 ? fastce_row_max_f32((const float *)row, n_classes)
                   : fastce_row_max_f64((const double *)row, n_classes);
 }
@@ -229,17 +243,18 @@ static FASTCE_ALWAYS_INLINE void fastce_logits_row_stats_typed(
                                                                 : FASTCE_PROFILE_RUN;
         if (is_f32) {
             const float *z = (const float *)row + run;
-            FASTCE_SIMD
+            FASTCE_SIMD_CLAUSES(if(simd : length >= FASTCE_PROFILE_SIMD_MIN))
             for (ptrdiff_t i = 0; i < length; ++i)
                 exps_f32[i] = fastce_row_exp_f32(z[i] - best_f32);
         } else {
             const double *z = (const double *)row + run;
-            FASTCE_SIMD
+            FASTCE_SIMD_CLAUSES(if(simd : length >= FASTCE_PROFILE_SIMD_MIN))
             for (ptrdiff_t i = 0; i < length; ++i)
                 exps_f64[i] = fastce_row_exp_f64(z[i] - best);
         }
         FASTCE_SIMD_CLAUSES(reduction(+ : total, tilted, squares, n_above, n_at_max, e_label)
-                            reduction(max : e_second) reduction(min : argmax))
+                            reduction(max : e_second) reduction(min : argmax)
+                            if(simd : length >= FASTCE_PROFILE_SIMD_MIN))
         for (ptrdiff_t i = 0; i < length; ++i) {
             ptrdiff_t c = run + i;
             double z = fastce_load(row, is_f32, c);
@@ -382,7 +397,8 @@ static FASTCE_ALWAYS_INLINE int fastce_label_issue_typed(
      * rival of the final filter), and for logits lse = max + log S. */
     double total = 0.0;
     ptrdiff_t argmax = n_classes;
-    FASTCE_SIMD_CLAUSES(reduction(+ : total) reduction(min : argmax))
+    FASTCE_SIMD_CLAUSES(reduction(+ : total) reduction(min : argmax)
+                        if(simd : n_classes >= FASTCE_PROFILE_SIMD_MIN))
     for (ptrdiff_t c = 0; c < n_classes; ++c) {
         double v = fastce_load(row, is_f32, c);
         argmax = v == best && c < argmax ? c : argmax;
@@ -391,7 +407,8 @@ static FASTCE_ALWAYS_INLINE int fastce_label_issue_typed(
     }
     double lse = is_logit ? best + log(total) : 0.0;
     ptrdiff_t n_confident = 0, first_confident = n_classes;
-    FASTCE_SIMD_CLAUSES(reduction(+ : n_confident) reduction(min : first_confident))
+    FASTCE_SIMD_CLAUSES(reduction(+ : n_confident) reduction(min : first_confident)
+                        if(simd : n_classes >= FASTCE_PROFILE_SIMD_MIN))
     for (ptrdiff_t c = 0; c < n_classes; ++c) {
         double v = fastce_load(row, is_f32, c);
         int confident = is_logit ? v - lse >= threshold[c] : v >= threshold[c];
