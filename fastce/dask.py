@@ -145,14 +145,7 @@ def _open_lazy(path, chunk_rows=None):
         except ImportError:
             raise ImportError(f"{file_path}: reading HDF5 needs h5py (pip install h5py)") from None
         with h5py.File(file_path, "r") as handle:
-            if key is None:
-                names = list(handle.keys())
-                if len(names) != 1:
-                    raise ValueError(f"{file_path} holds {names}; name one as {path}:DATASET")
-                key = names[0]
-            if key not in handle:
-                raise KeyError(f"{file_path} has no dataset {key!r}; it holds "
-                               f"{list(handle.keys())}")
+            key = _profiling._h5_dataset_name(handle, file_path, path, key)
             dataset = handle[key]
             shape, dtype, chunks = tuple(dataset.shape), dataset.dtype, dataset.chunks
         if not shape:
@@ -414,16 +407,23 @@ def _label_weight_block(target, class_weight, n_classes, ignore_index):
     return np.array([0.0, _label_weight(target, class_weight, n_classes, ignore_index)])
 
 
+def _scaled_parts(result, scale):
+    """(loss, grad, hess) of an in-memory call's result (a loss or a tuple),
+    the gradient and Hessian scaled in place for the global mean."""
+    if not isinstance(result, tuple):
+        result = (result,)
+    loss, grad, hess = (tuple(result) + (None, None))[:3]
+    _scale_outputs(grad, hess, scale)
+    return loss, grad, hess
+
+
 def _ce_block(logits, target, scale, spec):
     keywords, reduction, return_grad, return_hessian, n_threads, integer = spec
     result = _softmax_losses.cross_entropy(
         logits, target, reduction="none" if reduction == "none" else "sum",
         return_grad=return_grad, return_hessian=return_hessian,
         n_threads=_task_threads(n_threads), **keywords)
-    if not isinstance(result, tuple):
-        result = (result,)
-    loss, grad, hess = (tuple(result) + (None, None))[:3]
-    _scale_outputs(grad, hess, scale)
+    loss, grad, hess = _scaled_parts(result, scale)
     partial = None
     if reduction != "none":
         if integer:
@@ -447,10 +447,7 @@ def _bce_block(logits, target, weight, pos_weight, scale, spec):
         logits, target, weight=weight, pos_weight=pos_weight,
         reduction="none" if reduction == "none" else "sum", return_grad=return_grad,
         return_hessian=return_hessian, n_threads=_task_threads(n_threads))
-    if not isinstance(result, tuple):
-        result = (result,)
-    loss, grad, hess = (tuple(result) + (None, None))[:3]
-    _scale_outputs(grad, hess, scale)
+    loss, grad, hess = _scaled_parts(result, scale)
     partial = None
     if reduction != "none":
         partial, loss = np.array([float(loss), 0.0]), None

@@ -645,14 +645,7 @@ def _open_path(path):
         except ImportError:
             raise ImportError(f"{file_path}: reading HDF5 needs h5py (pip install h5py)") from None
         handle = h5py.File(file_path, "r")
-        if key is None:
-            names = list(handle.keys())
-            if len(names) != 1:
-                raise ValueError(f"{file_path} holds {names}; name one as {path}:DATASET")
-            key = names[0]
-        if key not in handle:
-            raise KeyError(f"{file_path} has no dataset {key!r}; it holds {list(handle.keys())}")
-        return handle[key]
+        return handle[_h5_dataset_name(handle, file_path, path, key)]
     if lowered.rstrip("/").endswith(".zarr"):
         try:
             import zarr
@@ -661,6 +654,18 @@ def _open_path(path):
         return zarr.open(file_path, mode="r")
     raise ValueError(f"{path}: unknown input format; expected .npy, .npz[:KEY], .h5:DATASET "
                      "or .zarr")
+
+
+def _h5_dataset_name(handle, file_path, path, key):
+    """The dataset an ``.h5[:DATASET]`` path names: the only one when no key is given."""
+    if key is None:
+        names = list(handle.keys())
+        if len(names) != 1:
+            raise ValueError(f"{file_path} holds {names}; name one as {path}:DATASET")
+        key = names[0]
+    if key not in handle:
+        raise KeyError(f"{file_path} has no dataset {key!r}; it holds {list(handle.keys())}")
+    return key
 
 
 def _default_chunk_rows(source):
