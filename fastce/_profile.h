@@ -212,7 +212,7 @@ static FASTCE_ALWAYS_INLINE void fastce_row_top2(const void *row, int is_f32, pt
     *second_out = n_at_max >= 2.0 ? best : second;
 }
 
-/* Logits: a max pass (top two) and one exp pass over the cached row:
+/* Logits: a max pass and one exp pass over the cached row:
  * S = sum e_c, T = sum e_c (z_c - max), Q = sum e_c^2 with e_c = exp(z_c - max);
  * then lse = max + log S, entropy = log S - T / S, sum p^2 = Q / S^2.
  * A -inf entry has e_c = 0 and adds nothing (no 0 * inf). A row of all -inf
