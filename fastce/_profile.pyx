@@ -480,19 +480,6 @@ def exact_values(sums):
     return result.reshape(shape[:len(shape) - 1])
 
 
-def exact_from_values(values):
-    """Exact sums holding each float64 of ``values`` (for tests and merges)."""
-    cdef cnp.ndarray source = np.ascontiguousarray(values, dtype=np.float64)
-    cdef Py_ssize_t count = cnp.PyArray_SIZE(source)
-    cdef cnp.ndarray result = np.zeros(count * FASTCE_EXACT_SIZE, dtype=np.int64)
-    cdef const double* src = <const double*>cnp.PyArray_DATA(source)
-    cdef int64_t* out = <int64_t*>cnp.PyArray_DATA(result)
-    cdef Py_ssize_t i
-    for i in range(count):
-        fastce_exact_add(out + i * FASTCE_EXACT_SIZE, src[i])
-    return result.reshape(np.shape(values) + (FASTCE_EXACT_SIZE,))
-
-
 def exact_sum(values):
     """One exact sum of every float64 in ``values`` (a test hook)."""
     cdef cnp.ndarray source = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
