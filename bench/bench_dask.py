@@ -68,7 +68,6 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    import dask.array as da
     import distributed
 
     import fastce.dask

@@ -7,7 +7,6 @@ expected behaviour is the contract: a ValueError or TypeError that names the
 argument, and inputs left as they were.
 """
 import json
-import os
 import subprocess
 import sys
 import tempfile
