@@ -24,6 +24,9 @@ cdef enum:
     # them, are split across threads in segments of BLOCK_ELEMENTS classes.
     LONG_ROW_CLASSES = 65536
     LONG_ROW_MAX_ROWS = 64
+    # Rows per block of the loops that read one value per sample (labels,
+    # sample weights): the per-row work is a few instructions.
+    LABEL_BLOCK_ROWS = 4096
 
 
 # Every prange passes use_threads_if=threads > 1: with one thread no OpenMP

@@ -16,15 +16,15 @@ of one maximum (exactly exp(0) = 1) left out, and ``log1p(rest)`` replaces
 and log(1 + 1e-11) computed as log of a rounded sum would keep only 5 digits.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 cimport numpy as cnp
-from libc.math cimport log, log1p, INFINITY
+from libc.math cimport exp, fabs, log, log1p, INFINITY
 from libc.stdint cimport int64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 
 from fastce._arrays cimport array_data, float_typenum
 from fastce._blocks cimport (
-    BLOCK_ELEMENTS, LONG_ROW_CLASSES, LONG_ROW_MAX_ROWS,
+    BLOCK_ELEMENTS, LABEL_BLOCK_ROWS, LONG_ROW_CLASSES, LONG_ROW_MAX_ROWS,
     BlockScratch, first_bad_position, n_blocks_for, rows_per_block,
     scratch_alloc, scratch_free, sum_in_block_order, threads_for,
 )
@@ -68,7 +68,7 @@ cdef inline double row_weighted_gap(const floating* z__c, const floating* class_
 
 cdef inline Py_ssize_t row_soft_target_sums(
     const floating* z__c, const floating* target__c, const floating* class_weight__c,
-    Py_ssize_t n_classes, double row_max, double smoothing, bint kl_mode,
+    Py_ssize_t n_classes, double row_max, double smoothing, bint kl_mode, bint log_target,
     double* target_mass, double* weighted_gap,
 ) noexcept nogil:
     """For smoothed targets t_c = (1-eps) y_c + eps/C and factors f_c = w_c t_c:
@@ -78,15 +78,23 @@ cdef inline Py_ssize_t row_soft_target_sums(
     first bad class or -1. A zero factor adds nothing, so an unreachable masked
     class costs no NaN. ``kl_mode`` (no weights, no smoothing) also adds
     sum y log y, turning the cross-entropy into KL(y || softmax(z)).
+    ``log_target`` (KL only): the row holds log y, <= 0 (-inf for y = 0).
     """
-    cdef double mass = 0.0, gap = 0.0, target, factor
+    cdef double mass = 0.0, gap = 0.0, target, factor, log_value
     cdef double uniform = smoothing / <double>n_classes
     cdef Py_ssize_t c
     for c in range(n_classes):
         target = target__c[c]
-        if not fastce_is_valid_weight(target) or (kl_mode and target > 1.0):
+        if log_target:
+            if not target <= 0.0:  # NaN too
+                return c
+            log_value = target
+            target = exp(log_value)
+            if target > 0.0:
+                gap += target * log_value
+        elif not fastce_is_valid_weight(target) or (kl_mode and target > 1.0):
             return c
-        if kl_mode and target > 0.0:
+        elif kl_mode and target > 0.0:
             gap += target * log(target)
         factor = (1.0 - smoothing) * target + uniform
         if class_weight__c != NULL:
@@ -104,6 +112,53 @@ cdef inline void zero_row(floating* row__c, Py_ssize_t n_classes) noexcept nogil
     for c in range(n_classes):
         row__c[c] = 0
 
+
+
+# ------------------------------------------------- per-sample weights, masks
+
+cdef struct SampleOptions:
+    # Optional per-sample inputs of the cross-entropy loops, NULL when absent.
+    # ``weight`` and ``keep`` hold one value per position (the loss's shape);
+    # ``logit_keep`` one per logit, in the logits' row layout.
+    const double* weight
+    const unsigned char* keep
+    const unsigned char* logit_keep
+
+
+
+cdef inline double _sample_weight(const SampleOptions* samples, Py_ssize_t position,
+                                  Py_ssize_t* bad_position) noexcept nogil:
+    """The sample's weight (1 without sample_weight); an invalid one (negative,
+    NaN, inf) is reported and gives 0, so the sample is skipped."""
+    cdef double weight
+    if samples.weight == NULL:
+        return 1.0
+    weight = samples.weight[position]
+    if not fastce_is_valid_weight(weight):
+        if bad_position[0] < 0:
+            bad_position[0] = position
+        return 0.0
+    return weight
+
+
+cdef inline bint _sample_kept(const SampleOptions* samples, Py_ssize_t position) noexcept nogil:
+    return samples.keep == NULL or samples.keep[position] != 0
+
+
+cdef inline void _masked_rows(const floating* z__nc, const unsigned char* keep__nc,
+                              floating* out__nc, unsigned char* row_kept__n,
+                              Py_ssize_t n_rows, Py_ssize_t n_classes) noexcept nogil:
+    """Copy rows with every masked-out logit replaced by -inf (its value is
+    never used, so NaN there cannot leak), and flag the rows that keep any."""
+    cdef Py_ssize_t row, c, index
+    cdef unsigned char any_kept
+    for row in range(n_rows):
+        any_kept = 0
+        for c in range(n_classes):
+            index = row * n_classes + c
+            out__nc[index] = z__nc[index] if keep__nc[index] else -INFINITY
+            any_kept = any_kept | keep__nc[index]
+        row_kept__n[row] = any_kept != 0
 
 # ----------------------------------------------- cross-entropy, class indices
 
@@ -154,7 +209,7 @@ cdef inline double _label_target_grad(double grad_scale, double nll_factor, doub
 
 
 cdef double _ce_label_rows(
-    const floating* logits__nc,
+    const floating* block_logits__nc,
     const int64_t* target__n,
     const floating* class_weight__c,
     double class_weight_total,
@@ -167,6 +222,8 @@ cdef double _ce_label_rows(
     double grad_scale,
     Py_ssize_t row_start,
     Py_ssize_t row_stop,
+    const SampleOptions* samples,
+    const unsigned char* block_row_kept,
     double* weight_sum,
     Py_ssize_t* bad_row,
 ) noexcept nogil:
@@ -180,6 +237,13 @@ cdef double _ce_label_rows(
     the gradient) receives the diagonal Hessian s p_c (1 - p_c) ((1-eps) w_y
     + (eps/C) W). Returns the sum of the row losses and adds sum w_y (the
     "mean" denominator) to ``weight_sum``.
+
+    ``block_logits__nc`` starts at row ``row_start`` (the caller's logits, or
+    a masked copy of the block); every other array is indexed by the global
+    row. A sample weight sw scales the row's loss, gradient, Hessian and
+    denominator term; a sample that is not kept (``samples.keep``, or
+    ``block_row_kept``: no logit left after the per-logit mask) is skipped
+    like an ignored one, without checking its label.
     """
     cdef Py_ssize_t row
     cdef int64_t label
@@ -190,7 +254,7 @@ cdef double _ce_label_rows(
     cdef double block_loss = 0.0, block_weight = 0.0
     cdef double label_weight, nll_factor, uniform = smoothing / <double>n_classes
     cdef double target_logit, best, rest, log_sum, loss, gap, inv_sum
-    cdef double prob_scale, target_exp
+    cdef double prob_scale, target_exp, sample_weight, row_grad_scale
     # Short rows: each run of rows gets its max/exp/sum from the multi-row
     # kernel first (exps into run_exp, the logits stay intact for the loop).
     cdef bint short_rows = n_classes < SHORT_ROW_CLASSES
@@ -204,18 +268,26 @@ cdef double _ce_label_rows(
     while run_start < row_stop:
         run_stop = min(run_start + run_length, row_stop)
         if short_rows:
-            rows_exp_rest(logits__nc + run_start * n_classes, run_exp, run_stop - run_start,
-                          n_classes, run_max, run_rest, run_log_sum)
+            rows_exp_rest(block_logits__nc + (run_start - row_start) * n_classes, run_exp,
+                          run_stop - run_start, n_classes, run_max, run_rest, run_log_sum)
         for row in range(run_start, run_stop):
-            z__c = logits__nc + row * n_classes
+            z__c = block_logits__nc + (row - row_start) * n_classes
             if grad__nc != NULL:
                 g__c = grad__nc + row * n_classes
             label = target__n[row]
-            usable = _usable_label(label, ignore_index, has_ignore, n_classes, row, bad_row)
+            sample_weight = 0.0
+            usable = (_sample_kept(samples, row)
+                      and (block_row_kept == NULL or block_row_kept[row - row_start]))
+            if usable:
+                usable = _usable_label(label, ignore_index, has_ignore, n_classes, row,
+                                       bad_row)
+                sample_weight = _sample_weight(samples, row, bad_row)
             label_weight = _label_weight(label, usable, class_weight__c)
-            if not usable or (label_weight == 0.0 and smoothing == 0.0):
-                # Ignored or invalid row, or a zero-weight class without smoothing:
-                # exactly 0 loss and gradient whatever the logits hold.
+            if (not usable or sample_weight == 0.0
+                    or (label_weight == 0.0 and smoothing == 0.0)):
+                # Ignored, masked or invalid row, a zero sample weight, or a
+                # zero-weight class without smoothing: exactly 0 loss and
+                # gradient whatever the logits hold.
                 if g__c != NULL:
                     zero_row(g__c, n_classes)
                 if hess__nc != NULL:
@@ -239,21 +311,25 @@ cdef double _ce_label_rows(
                 exp__c = g__c
             loss = _label_loss(nll_factor, uniform, class_weight_total, best, target_logit,
                                gap, log_sum)
+            if sample_weight != 1.0:
+                loss = sample_weight * loss
             if g__c != NULL:
+                row_grad_scale = grad_scale * sample_weight
                 inv_sum = 1.0 / (1.0 + rest)
-                prob_scale = grad_scale * (nll_factor + uniform * class_weight_total) * inv_sum
+                prob_scale = (row_grad_scale * (nll_factor + uniform * class_weight_total)
+                              * inv_sum)
                 # exp(z_y - row_max), already computed: no second exp.
                 target_exp = exp__c[label]
                 if hess__nc != NULL:  # before the gradient overwrites the exps
                     row_hessian(hess__nc + row * n_classes, exp__c, n_classes, inv_sum, rest,
-                                grad_scale * (nll_factor + uniform * class_weight_total))
+                                row_grad_scale * (nll_factor + uniform * class_weight_total))
                 row_scale(g__c, exp__c, n_classes, prob_scale, class_weight__c,
-                          grad_scale * uniform)
+                          row_grad_scale * uniform)
                 g__c[label] = <floating>_label_target_grad(
-                    grad_scale, nll_factor, uniform, class_weight_total, label_weight,
+                    row_grad_scale, nll_factor, uniform, class_weight_total, label_weight,
                     target_exp, rest, inv_sum)
             block_loss += loss
-            block_weight += label_weight
+            block_weight += label_weight * sample_weight
             if loss__n != NULL:
                 loss__n[row] = <floating>loss
         run_start = run_stop
@@ -343,9 +419,10 @@ cdef object _run_ce_labels_long(
     double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
     int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
     floating* grad_out, floating* hess_out, double grad_scale, int n_threads,
+    const SampleOptions* samples,
 ):
     """_ce_label_rows for few, very long rows: same formulas, each row's passes
-    run in parallel over its segments."""
+    run in parallel over its segments. (A per-logit mask takes the block path.)"""
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
     cdef RowSegments parts
     cdef Py_ssize_t row, segment, start, length, bad_row = -1
@@ -356,7 +433,7 @@ cdef object _run_ce_labels_long(
     cdef floating* h__c = NULL
     cdef double label_weight, nll_factor, uniform = smoothing / <double>n_classes
     cdef double best, rest, gap, log_sum, loss, inv_sum, prob_scale, hess_scale, target_exp
-    cdef double target_logit, loss_total = 0.0, weight_total = 0.0
+    cdef double target_logit, loss_total = 0.0, weight_total = 0.0, sample_weight
     if not segments_alloc(&parts, n_classes):
         segments_free(&parts)
         raise MemoryError()
@@ -368,9 +445,15 @@ cdef object _run_ce_labels_long(
             if hess_out != NULL:
                 h__c = hess_out + row * n_classes
             label = target[row]
-            usable = _usable_label(label, ignore_index, has_ignore, n_classes, row, &bad_row)
+            sample_weight = 0.0
+            usable = _sample_kept(samples, row)
+            if usable:
+                usable = _usable_label(label, ignore_index, has_ignore, n_classes, row,
+                                       &bad_row)
+                sample_weight = _sample_weight(samples, row, &bad_row)
             label_weight = _label_weight(label, usable, class_weight)
-            if not usable or (label_weight == 0.0 and smoothing == 0.0):
+            if (not usable or sample_weight == 0.0
+                    or (label_weight == 0.0 and smoothing == 0.0)):
                 if g__c != NULL:
                     zero_row(g__c, n_classes)
                 if h__c != NULL:
@@ -384,11 +467,12 @@ cdef object _run_ce_labels_long(
             rest = _split_row_exp_rest(z__c, g__c, class_weight, smoothing != 0.0, n_classes,
                                        best, &parts, threads, &gap)
             log_sum = log1p(rest)
-            loss = _label_loss(nll_factor, uniform, class_weight_total, best, target_logit,
-                               gap, log_sum)
+            loss = sample_weight * _label_loss(nll_factor, uniform, class_weight_total, best,
+                                               target_logit, gap, log_sum)
             if g__c != NULL:
                 inv_sum = 1.0 / (1.0 + rest)
-                hess_scale = grad_scale * (nll_factor + uniform * class_weight_total)
+                hess_scale = (grad_scale * sample_weight
+                              * (nll_factor + uniform * class_weight_total))
                 prob_scale = hess_scale * inv_sum
                 target_exp = g__c[label]
                 for segment in prange(parts.n_segments, num_threads=threads,
@@ -400,12 +484,12 @@ cdef object _run_ce_labels_long(
                                     hess_scale)
                     row_scale(g__c + start, g__c + start, length, prob_scale,
                               class_weight + start if class_weight != NULL else NULL,
-                              grad_scale * uniform)
+                              grad_scale * sample_weight * uniform)
                 g__c[label] = <floating>_label_target_grad(
-                    grad_scale, nll_factor, uniform, class_weight_total, label_weight,
-                    target_exp, rest, inv_sum)
+                    grad_scale * sample_weight, nll_factor, uniform, class_weight_total,
+                    label_weight, target_exp, rest, inv_sum)
             loss_total += loss
-            weight_total += label_weight
+            weight_total += label_weight * sample_weight
             if loss_out != NULL:
                 loss_out[row] = <floating>loss
     segments_free(&parts)
@@ -417,7 +501,8 @@ cdef double _ce_label_tile(
     double class_weight_total, Py_ssize_t n_classes, Py_ssize_t inner,
     int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
     floating* grad_out, floating* hess_out, double grad_scale, Py_ssize_t outer_index,
-    Py_ssize_t tile_start, Py_ssize_t width, double* weight_sum, Py_ssize_t* bad_position,
+    Py_ssize_t tile_start, Py_ssize_t width, const SampleOptions* samples, double* weight_sum,
+    Py_ssize_t* bad_position,
 ) noexcept nogil:
     """_ce_label_rows for a class axis that is not last: logits (outer, C, inner),
     one tile of ``width`` contiguous positions of one outer index, vectorised
@@ -437,6 +522,7 @@ cdef double _ce_label_tile(
     cdef double shift_scale[FASTCE_COLS_TILE]
     cdef double hess_scale[FASTCE_COLS_TILE]
     cdef double target_exp[FASTCE_COLS_TILE]
+    cdef double position_scale[FASTCE_COLS_TILE]
     cdef int64_t label[FASTCE_COLS_TILE]
     cdef bint active[FASTCE_COLS_TILE]
     cdef Py_ssize_t w, c
@@ -446,10 +532,15 @@ cdef double _ce_label_tile(
     cols_max(z, inner, n_classes, width, col_max)
     for w in range(width):
         label[w] = target[first + w]
-        active[w] = _usable_label(label[w], ignore_index, has_ignore, n_classes, first + w,
-                                  bad_position)
+        position_scale[w] = 0.0
+        active[w] = _sample_kept(samples, first + w)
+        if active[w]:
+            active[w] = _usable_label(label[w], ignore_index, has_ignore, n_classes,
+                                      first + w, bad_position)
+            position_scale[w] = _sample_weight(samples, first + w, bad_position)
         label_weight[w] = _label_weight(label[w], active[w], class_weight)
-        active[w] = active[w] and (label_weight[w] != 0.0 or smoothing != 0.0)
+        active[w] = (active[w] and position_scale[w] != 0.0
+                     and (label_weight[w] != 0.0 or smoothing != 0.0))
         # read before the gradient overwrites the logits
         target_logit[w] = z[label[w] * inner + w] if active[w] else 0.0
         gap[w] = 0.0
@@ -472,15 +563,16 @@ cdef double _ce_label_tile(
             continue
         nll_factor = (1.0 - smoothing) * label_weight[w]
         log_sum = log1p(col_rest[w])
-        loss = _label_loss(nll_factor, uniform, class_weight_total, col_max[w],
-                           target_logit[w], gap[w], log_sum)
+        loss = position_scale[w] * _label_loss(nll_factor, uniform, class_weight_total,
+                                               col_max[w], target_logit[w], gap[w], log_sum)
         tile_loss += loss
-        tile_weight += label_weight[w]
+        tile_weight += label_weight[w] * position_scale[w]
         if loss_out != NULL:
             loss_out[first + w] = <floating>loss
-        hess_scale[w] = grad_scale * (nll_factor + uniform * class_weight_total)
+        position_scale[w] = grad_scale * position_scale[w]  # from here, the gradient's
+        hess_scale[w] = position_scale[w] * (nll_factor + uniform * class_weight_total)
         prob_scale[w] = hess_scale[w] * inv_sum[w]
-        shift_scale[w] = grad_scale * uniform
+        shift_scale[w] = position_scale[w] * uniform
         if g != NULL:
             target_exp[w] = g[label[w] * inner + w]
     if g != NULL:
@@ -490,7 +582,7 @@ cdef double _ce_label_tile(
         for w in range(width):
             if active[w]:
                 g[label[w] * inner + w] = <floating>_label_target_grad(
-                    grad_scale, (1.0 - smoothing) * label_weight[w], uniform,
+                    position_scale[w], (1.0 - smoothing) * label_weight[w], uniform,
                     class_weight_total, label_weight[w], target_exp[w], col_rest[w],
                     inv_sum[w])
                 continue
@@ -508,7 +600,7 @@ cdef object _run_ce_labels_cols(
     double class_weight_total, Py_ssize_t n_positions, Py_ssize_t n_classes,
     Py_ssize_t inner, int64_t ignore_index, bint has_ignore, double smoothing,
     floating* loss_out, floating* grad_out, floating* hess_out, double grad_scale,
-    int n_threads,
+    int n_threads, const SampleOptions* samples,
 ):
     cdef Py_ssize_t outer = n_positions // inner
     cdef Py_ssize_t tiles_per_outer = n_blocks_for(inner, FASTCE_COLS_TILE)
@@ -529,7 +621,7 @@ cdef object _run_ce_labels_cols(
                 logits, target, class_weight, class_weight_total, n_classes, inner,
                 ignore_index, has_ignore, smoothing, loss_out, grad_out, hess_out, grad_scale,
                 outer_index, tile_start, min(<Py_ssize_t>FASTCE_COLS_TILE, inner - tile_start),
-                &scratch.weight[unit], &scratch.bad[unit])
+                samples, &scratch.weight[unit], &scratch.bad[unit])
         loss_total = sum_in_block_order(scratch.loss, n_units)
         weight_total = sum_in_block_order(scratch.weight, n_units)
         bad = first_bad_position(scratch.bad, n_units)
@@ -537,50 +629,127 @@ cdef object _run_ce_labels_cols(
     return loss_total, weight_total, bad
 
 
+cdef struct MaskedBlocks:
+    # One scratch block per thread for a per-logit mask: the block's logits
+    # with masked entries set to -inf, and which of its rows keep a logit.
+    void* logits
+    unsigned char* row_kept
+    Py_ssize_t block_elements
+    Py_ssize_t block_rows
+
+
+cdef int masked_blocks_alloc(MaskedBlocks* blocks, int threads, Py_ssize_t block_rows,
+                             Py_ssize_t n_classes, size_t item_size) except -1:
+    blocks.block_rows = block_rows
+    blocks.block_elements = block_rows * n_classes
+    blocks.logits = malloc(threads * blocks.block_elements * item_size + 1)
+    blocks.row_kept = <unsigned char*>malloc(threads * block_rows + 1)
+    if blocks.logits == NULL or blocks.row_kept == NULL:
+        masked_blocks_free(blocks)
+        raise MemoryError()
+    return 0
+
+
+cdef inline void masked_blocks_free(MaskedBlocks* blocks) noexcept nogil:
+    free(blocks.logits)
+    free(blocks.row_kept)
+    blocks.logits = NULL
+    blocks.row_kept = NULL
+
+
+cdef inline const floating* _block_logits(
+    const floating* logits, Py_ssize_t n_classes, Py_ssize_t start, Py_ssize_t stop,
+    const SampleOptions* samples, MaskedBlocks* blocks, int thread,
+    unsigned char** row_kept,
+) noexcept nogil:
+    """The rows [start, stop) a block kernel reads: the logits themselves, or
+    with a per-logit mask this thread's masked copy (and its row flags)."""
+    cdef floating* copy
+    row_kept[0] = NULL
+    if samples.logit_keep == NULL:
+        return logits + start * n_classes
+    copy = (<floating*>blocks.logits) + thread * blocks.block_elements
+    row_kept[0] = blocks.row_kept + thread * blocks.block_rows
+    _masked_rows(logits + start * n_classes, samples.logit_keep + start * n_classes, copy,
+                 row_kept[0], stop - start, n_classes)
+    return copy
+
+
 cdef object _run_ce_labels(
     const floating* logits, const int64_t* target, const floating* class_weight,
     double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
     int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
     floating* grad_out, floating* hess_out, double grad_scale, int n_threads,
-    Py_ssize_t inner,
+    Py_ssize_t inner, const SampleOptions* samples,
 ):
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
     cdef Py_ssize_t block, start, stop, bad
     cdef double loss_total, weight_total
+    cdef const floating* block_logits
+    cdef unsigned char* row_kept
     cdef BlockScratch scratch
+    cdef MaskedBlocks masked
+    masked.logits = NULL
+    masked.row_kept = NULL
+    if samples.logit_keep != NULL and inner > 1:
+        raise ValueError("fastce internal error: a per-logit mask needs rows of classes")
     if inner > 1:
         return _run_ce_labels_cols(logits, target, class_weight, class_weight_total, n_rows,
                                    n_classes, inner, ignore_index, has_ignore, smoothing,
-                                   loss_out, grad_out, hess_out, grad_scale, n_threads)
-    if _long_rows(n_rows, n_classes):
+                                   loss_out, grad_out, hess_out, grad_scale, n_threads,
+                                   samples)
+    if _long_rows(n_rows, n_classes) and samples.logit_keep == NULL:
         return _run_ce_labels_long(logits, target, class_weight, class_weight_total, n_rows,
                                    n_classes, ignore_index, has_ignore, smoothing, loss_out,
-                                   grad_out, hess_out, grad_scale, n_threads)
+                                   grad_out, hess_out, grad_scale, n_threads, samples)
+    if samples.logit_keep != NULL:
+        masked_blocks_alloc(&masked, threads, block_rows, n_classes, sizeof(floating))
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
+        masked_blocks_free(&masked)
         raise MemoryError()
     with nogil:
         for block in prange(n_blocks, num_threads=threads, schedule="static",
                             use_threads_if=threads > 1):
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
+            row_kept = NULL
+            block_logits = _block_logits(logits, n_classes, start, stop, samples, &masked,
+                                         threadid(), &row_kept)
             scratch.loss[block] = _ce_label_rows(
-                logits, target, class_weight, class_weight_total, n_classes, ignore_index,
-                has_ignore, smoothing, loss_out, grad_out, hess_out, grad_scale, start, stop,
-                &scratch.weight[block], &scratch.bad[block])
+                block_logits, target, class_weight, class_weight_total, n_classes,
+                ignore_index, has_ignore, smoothing, loss_out, grad_out, hess_out, grad_scale,
+                start, stop, samples, row_kept, &scratch.weight[block], &scratch.bad[block])
         loss_total = sum_in_block_order(scratch.loss, n_blocks)
         weight_total = sum_in_block_order(scratch.weight, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)
+    masked_blocks_free(&masked)
     return loss_total, weight_total, bad
+
+
+cdef int sample_options(SampleOptions* samples, object sample_weight, object sample_mask,
+                        object logit_mask, Py_ssize_t n_positions,
+                        Py_ssize_t n_logits) except -1:
+    """Fill ``samples`` from optional arrays: float64 ``sample_weight`` and uint8
+    ``sample_mask`` with one value per position, uint8 ``logit_mask`` of the
+    logits' size, all C-contiguous."""
+    samples.weight = <const double*>array_data(sample_weight, cnp.NPY_FLOAT64, n_positions,
+                                               False)
+    samples.keep = <const unsigned char*>array_data(sample_mask, cnp.NPY_UINT8, n_positions,
+                                                    False)
+    samples.logit_keep = <const unsigned char*>array_data(logit_mask, cnp.NPY_UINT8,
+                                                          n_logits, False)
+    return 0
 
 
 def cross_entropy_labels(logits, target, class_weight, double class_weight_total,
                          Py_ssize_t n_classes, int64_t ignore_index, bint has_ignore,
                          double smoothing, loss_out, grad_out, double grad_scale, int n_threads,
-                         hess_out=None, Py_ssize_t inner=1):
+                         hess_out=None, Py_ssize_t inner=1, sample_weight=None,
+                         sample_mask=None, logit_mask=None):
     """Cross-entropy with class indices over C-contiguous logits, viewed as
     (outer, n_classes, inner): rows of classes when ``inner`` is 1, torch's
     (N, C, d1, ...) layout otherwise (read in place, no transposed copy).
@@ -588,9 +757,14 @@ def cross_entropy_labels(logits, target, class_weight, double class_weight_total
     ``target`` is int64 with one label per position (outer * inner);
     ``class_weight`` (C,), ``loss_out`` (one per position) and ``grad_out`` /
     ``hess_out`` (logits' size, same layout) share the logits' dtype, or are None.
-    Returns ``(loss_sum, label_weight_sum, first_bad_position)``.
+    ``sample_weight`` (float64), ``sample_mask`` (uint8, one per position) and
+    ``logit_mask`` (uint8, the logits' size; rows only, ``inner`` 1) are
+    optional. Returns ``(loss_sum, label_weight_sum, first_bad_position)``:
+    the sum of sw * w_y, and the first position whose label or sample weight
+    is invalid.
     """
     cdef int typenum = float_typenum(logits)
+    cdef SampleOptions samples
     cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
     cdef void* logits_ptr = array_data(logits, typenum, n_rows * n_classes, False)
@@ -605,28 +779,47 @@ def cross_entropy_labels(logits, target, class_weight, double class_weight_total
         return 0.0, 0.0, -1
     if inner < 1 or n_rows % inner:
         raise ValueError("fastce internal error: inner does not divide the positions")
+    sample_options(&samples, sample_weight, sample_mask, logit_mask, n_rows, size)
     if typenum == cnp.NPY_FLOAT32:
         return _run_ce_labels(<const float*>logits_ptr, <const int64_t*>target_ptr,
                               <const float*>weight_ptr, class_weight_total, n_rows, n_classes,
                               ignore_index, has_ignore, smoothing, <float*>loss_ptr,
                               <float*>grad_ptr, <float*>hess_ptr, grad_scale, n_threads,
-                              inner)
+                              inner, &samples)
     return _run_ce_labels(<const double*>logits_ptr, <const int64_t*>target_ptr,
                           <const double*>weight_ptr, class_weight_total, n_rows, n_classes,
                           ignore_index, has_ignore, smoothing, <double*>loss_ptr,
-                          <double*>grad_ptr, <double*>hess_ptr, grad_scale, n_threads, inner)
+                          <double*>grad_ptr, <double*>hess_ptr, grad_scale, n_threads, inner,
+                          &samples)
+
+
+cdef inline bint _any_kept(const unsigned char* keep__c, Py_ssize_t n_classes) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(n_classes):
+        if keep__c[c]:
+            return True
+    return False
 
 
 cdef double _label_weight_rows(
     const int64_t* target__n, const double* class_weight__c, Py_ssize_t n_classes,
-    int64_t ignore_index, bint has_ignore, Py_ssize_t row_start, Py_ssize_t row_stop,
-    Py_ssize_t* bad_row,
+    int64_t ignore_index, bint has_ignore, const SampleOptions* samples,
+    Py_ssize_t row_start, Py_ssize_t row_stop, Py_ssize_t* bad_row,
 ) noexcept nogil:
     cdef Py_ssize_t row
     cdef int64_t label
-    cdef double total = 0.0
+    cdef double total = 0.0, sample_weight
     bad_row[0] = -1
     for row in range(row_start, row_stop):
+        if not _sample_kept(samples, row):
+            continue
+        if samples.logit_keep != NULL and not _any_kept(samples.logit_keep + row * n_classes,
+                                                        n_classes):
+            continue
+        sample_weight = _sample_weight(samples, row, bad_row)
+        if target__n == NULL:
+            total += sample_weight
+            continue
         label = target__n[row]
         if has_ignore and label == ignore_index:
             continue
@@ -634,32 +827,41 @@ cdef double _label_weight_rows(
             if bad_row[0] < 0:
                 bad_row[0] = row
             continue
-        total += class_weight__c[label] if class_weight__c != NULL else 1.0
+        total += sample_weight * (class_weight__c[label] if class_weight__c != NULL else 1.0)
     return total
 
 
 def label_weight_total(target, class_weight, Py_ssize_t n_classes, int64_t ignore_index,
-                       bint has_ignore, int n_threads):
-    """sum of w[target] over non-ignored samples, and the first bad row.
+                       bint has_ignore, int n_threads, sample_weight=None, sample_mask=None,
+                       logit_mask=None, Py_ssize_t n_rows=-1):
+    """sum of sw * w[target] over the samples that count, and the first bad row.
 
-    ``target`` is int64, ``class_weight`` float64 (C,) or None. The "mean"
+    ``target`` is int64, or None for probability targets (then w_y is 1 and
+    ``n_rows`` gives the number of samples); ``class_weight`` float64 (C,) or
+    None; the sample arrays as in ``cross_entropy_labels``. The "mean"
     gradient is scaled by 1 / this sum, which must be known before the fused
-    pass writes the gradient; it reads only the N labels (1/C of the logits'
-    bytes), and its check is the range check the fused pass needs anyway.
+    pass writes the gradient; it reads the N labels (1/C of the logits'
+    bytes) and the optional per-sample arrays, and its checks are the ones the
+    fused pass makes anyway. A per-logit mask is read too (bytes, to find the
+    rows it empties).
     """
-    cdef Py_ssize_t n_rows = cnp.PyArray_SIZE(<cnp.ndarray?>target)
+    if target is not None:
+        n_rows = cnp.PyArray_SIZE(<cnp.ndarray?>target)
     cdef const int64_t* target_ptr = <const int64_t*>array_data(target, cnp.NPY_INT64,
                                                                  n_rows, False)
     cdef const double* weight_ptr = <const double*>array_data(class_weight, cnp.NPY_FLOAT64,
                                                               n_classes, False)
-    cdef Py_ssize_t block_rows = 4096
+    cdef Py_ssize_t block_rows = LABEL_BLOCK_ROWS
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows, n_threads)
     cdef Py_ssize_t block, start, stop, bad
     cdef double total
     cdef BlockScratch scratch
-    if n_rows == 0:
+    cdef SampleOptions samples
+    if n_rows <= 0:
         return 0.0, -1
+    sample_options(&samples, sample_weight, sample_mask, logit_mask, n_rows,
+                   n_rows * n_classes)
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
         raise MemoryError()
@@ -669,8 +871,8 @@ def label_weight_total(target, class_weight, Py_ssize_t n_classes, int64_t ignor
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
             scratch.weight[block] = _label_weight_rows(
-                target_ptr, weight_ptr, n_classes, ignore_index, has_ignore, start, stop,
-                &scratch.bad[block])
+                target_ptr, weight_ptr, n_classes, ignore_index, has_ignore, &samples, start,
+                stop, &scratch.bad[block])
         total = sum_in_block_order(scratch.weight, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)
@@ -680,42 +882,71 @@ def label_weight_total(target, class_weight, Py_ssize_t n_classes, int64_t ignor
 # ----------------------------------------- cross-entropy, probability targets
 
 cdef double _ce_soft_rows(
-    const floating* logits__nc,
+    const floating* block_logits__nc,
     const floating* target__nc,
     const floating* class_weight__c,
     Py_ssize_t n_classes,
     double smoothing,
     bint kl_mode,
+    bint log_target,
     floating* loss__n,
     floating* grad__nc,
     double grad_scale,
     Py_ssize_t row_start,
     Py_ssize_t row_stop,
+    const SampleOptions* samples,
+    const unsigned char* block_row_kept,
+    double* weight_sum,
     Py_ssize_t* bad_position,
 ) noexcept nogil:
     """With f_c = w_c ((1-eps) y_c + eps/C) and F = sum f_c:
 
-        l = sum_c f_c (lse - z_c) = sum_c f_c (row_max - z_c) + F log1p(rest)
-        g_c = s (F p_c - f_c)
+        l = sw [sum_c f_c (lse - z_c)] = sw [sum_c f_c (row_max - z_c) + F log1p(rest)]
+        g_c = s sw (F p_c - f_c)
+
+    ``block_logits__nc`` and the sample options as in _ce_label_rows; adds the
+    sum of sw over the rows that count to ``weight_sum``. A row that is not
+    kept is skipped without checking its targets.
     """
     cdef Py_ssize_t row, c, bad_class
     cdef const floating* z__c
     cdef const floating* y__c
     cdef floating* g__c = NULL
-    cdef double block_loss = 0.0, uniform = smoothing / <double>n_classes
-    cdef double best, rest, mass, gap, loss, prob_scale, factor
+    cdef double block_loss = 0.0, block_weight = 0.0, uniform = smoothing / <double>n_classes
+    cdef double best, rest, mass, gap, loss, prob_scale, factor, target, sample_weight
+    cdef double row_grad_scale
     bad_position[0] = -1
     for row in range(row_start, row_stop):
-        z__c = logits__nc + row * n_classes
+        z__c = block_logits__nc + (row - row_start) * n_classes
         y__c = target__nc + row * n_classes
         if grad__nc != NULL:
             g__c = grad__nc + row * n_classes
+        if not (_sample_kept(samples, row)
+                and (block_row_kept == NULL or block_row_kept[row - row_start])):
+            if g__c != NULL:
+                zero_row(g__c, n_classes)
+            if loss__n != NULL:
+                loss__n[row] = 0
+            continue
         best = row_max(z__c, n_classes)
         bad_class = row_soft_target_sums(z__c, y__c, class_weight__c, n_classes, best,
-                                         smoothing, kl_mode, &mass, &gap)
+                                         smoothing, kl_mode, log_target, &mass, &gap)
+        sample_weight = 0.0
         if bad_class >= 0:
             if bad_position[0] < 0:
                 bad_position[0] = row * n_classes + bad_class
+        elif samples.weight == NULL:
+            sample_weight = 1.0
+        else:
+            sample_weight = samples.weight[row]
+            if not fastce_is_valid_weight(sample_weight):
+                # reported at the row's first logit, whose target is valid
+                if bad_position[0] < 0:
+                    bad_position[0] = row * n_classes
+                sample_weight = 0.0
+        if sample_weight == 0.0:
+            # An invalid row, or a zero sample weight: exactly 0 whatever the
+            # logits hold.
             if g__c != NULL:
                 zero_row(g__c, n_classes)
             if loss__n != NULL:
@@ -731,54 +962,81 @@ cdef double _ce_soft_rows(
         else:
             rest = row_exp_rest(z__c, g__c, n_classes, best)
             loss = gap + mass * log1p(rest)
+        loss = sample_weight * loss
         if g__c != NULL and mass != 0.0:
-            prob_scale = grad_scale * mass / (1.0 + rest)
+            row_grad_scale = grad_scale * sample_weight
+            prob_scale = row_grad_scale * mass / (1.0 + rest)
             for c in range(n_classes):
-                factor = (1.0 - smoothing) * y__c[c] + uniform
+                target = exp(y__c[c]) if log_target else y__c[c]
+                factor = (1.0 - smoothing) * target + uniform
                 if class_weight__c != NULL:
                     factor = factor * class_weight__c[c]
-                g__c[c] = <floating>(prob_scale * g__c[c] - grad_scale * factor)
+                g__c[c] = <floating>(prob_scale * g__c[c] - row_grad_scale * factor)
         block_loss += loss
+        block_weight += sample_weight
         if loss__n != NULL:
             loss__n[row] = <floating>loss
+    weight_sum[0] = block_weight
     return block_loss
 
 
 cdef object _run_ce_probs(
     const floating* logits, const floating* target, const floating* class_weight,
-    Py_ssize_t n_rows, Py_ssize_t n_classes, double smoothing, bint kl_mode,
+    Py_ssize_t n_rows, Py_ssize_t n_classes, double smoothing, bint kl_mode, bint log_target,
     floating* loss_out, floating* grad_out, double grad_scale, int n_threads,
+    const SampleOptions* samples,
 ):
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
     cdef Py_ssize_t block, start, stop, bad
-    cdef double loss_total
+    cdef double loss_total, weight_total
+    cdef const floating* block_logits
+    cdef unsigned char* row_kept
     cdef BlockScratch scratch
+    cdef MaskedBlocks masked
+    masked.logits = NULL
+    masked.row_kept = NULL
+    if samples.logit_keep != NULL:
+        masked_blocks_alloc(&masked, threads, block_rows, n_classes, sizeof(floating))
     if not scratch_alloc(&scratch, n_blocks):
         scratch_free(&scratch)
+        masked_blocks_free(&masked)
         raise MemoryError()
     with nogil:
         for block in prange(n_blocks, num_threads=threads, schedule="static",
                             use_threads_if=threads > 1):
             start = block * block_rows
             stop = min(start + block_rows, n_rows)
+            row_kept = NULL
+            block_logits = _block_logits(logits, n_classes, start, stop, samples, &masked,
+                                         threadid(), &row_kept)
             scratch.loss[block] = _ce_soft_rows(
-                logits, target, class_weight, n_classes, smoothing, kl_mode, loss_out,
-                grad_out, grad_scale, start, stop, &scratch.bad[block])
+                block_logits, target, class_weight, n_classes, smoothing, kl_mode, log_target,
+                loss_out, grad_out, grad_scale, start, stop, samples, row_kept,
+                &scratch.weight[block], &scratch.bad[block])
         loss_total = sum_in_block_order(scratch.loss, n_blocks)
+        weight_total = sum_in_block_order(scratch.weight, n_blocks)
         bad = first_bad_position(scratch.bad, n_blocks)
     scratch_free(&scratch)
-    return loss_total, bad
+    masked_blocks_free(&masked)
+    return loss_total, weight_total, bad
 
 
 def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, double smoothing,
                         loss_out, grad_out, double grad_scale, int n_threads,
-                        bint kl_mode=False):
+                        bint kl_mode=False, bint log_target=False, sample_weight=None,
+                        sample_mask=None, logit_mask=None):
     """Cross-entropy with probability targets; every array C-contiguous of the
     logits' dtype (``target`` of the logits' size). With ``kl_mode`` (no
-    weights, no smoothing) it is KL(target || softmax(logits)), same gradient.
-    Returns ``(loss_sum, first_bad_flat_position)``."""
+    weights, no smoothing) it is KL(target || softmax(logits)), same gradient;
+    ``log_target`` (with ``kl_mode``) reads log-probability targets. The sample
+    arrays are those of ``cross_entropy_labels``.
+
+    Returns ``(loss_sum, sample_weight_sum, first_bad)``. ``first_bad`` is a
+    flat logits position: a bad target there, or, when the targets of that
+    row are valid, a bad sample weight of the row (the caller tells which).
+    """
     cdef int typenum = float_typenum(logits)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
@@ -787,15 +1045,19 @@ def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, doub
     cdef void* weight_ptr = array_data(class_weight, typenum, n_classes, False)
     cdef void* loss_ptr = array_data(loss_out, typenum, n_rows, True)
     cdef void* grad_ptr = array_data(grad_out, typenum, size, True)
+    cdef SampleOptions samples
     if n_rows == 0:
-        return 0.0, -1
+        return 0.0, 0.0, -1
+    sample_options(&samples, sample_weight, sample_mask, logit_mask, n_rows, size)
     if typenum == cnp.NPY_FLOAT32:
         return _run_ce_probs(<const float*>logits_ptr, <const float*>target_ptr,
                              <const float*>weight_ptr, n_rows, n_classes, smoothing, kl_mode,
-                             <float*>loss_ptr, <float*>grad_ptr, grad_scale, n_threads)
+                             log_target, <float*>loss_ptr, <float*>grad_ptr, grad_scale,
+                             n_threads, &samples)
     return _run_ce_probs(<const double*>logits_ptr, <const double*>target_ptr,
                          <const double*>weight_ptr, n_rows, n_classes, smoothing, kl_mode,
-                         <double*>loss_ptr, <double*>grad_ptr, grad_scale, n_threads)
+                         log_target, <double*>loss_ptr, <double*>grad_ptr, grad_scale,
+                         n_threads, &samples)
 
 
 # ------------------------------------------- log_softmax, softmax, logsumexp

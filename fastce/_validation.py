@@ -265,6 +265,36 @@ def check_small_weight(weight, name, dtype):
     return array
 
 
+def _broadcast_argument(array, shape, name, what):
+    try:
+        return np.broadcast_to(array, shape)
+    except ValueError:
+        raise ValueError(f"{name} of shape {array.shape} does not broadcast to {what} "
+                         f"{tuple(shape)}") from None
+
+
+def sample_weight_array(sample_weight, shape, what="the per-sample loss's shape"):
+    """``sample_weight`` as a C-contiguous float64 array of ``shape`` (one per
+    sample), or None. Its values are checked by the kernel in its own pass."""
+    if sample_weight is None:
+        return None
+    array = as_array(sample_weight, "sample_weight")
+    if array.shape != tuple(shape):
+        array = _broadcast_argument(array, shape, "sample_weight", what)
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def mask_array(where, shape, what, name="where"):
+    """A bool mask broadcast to ``shape``, as the C-contiguous uint8 array the
+    kernels read (a view when it already is one)."""
+    array = as_array(where, name)
+    if array.dtype != np.bool_:
+        raise TypeError(f"{name} must be a bool array, got dtype {array.dtype}")
+    if array.shape != tuple(shape):
+        array = _broadcast_argument(array, shape, name, what)
+    return np.ascontiguousarray(array).view(np.uint8)
+
+
 def describe_position(flat_index, shape):
     return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
 

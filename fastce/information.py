@@ -13,7 +13,7 @@ from fastce import _information
 from fastce._dispatch import kernels
 from fastce._validation import (
     as_data, as_values, check_real, check_reduction, check_same_shape, describe_position,
-    finish_reduction, normalize_axis, output_array, resolve_threads,
+    finish_reduction, normalize_axis, output_array, resolve_threads, sample_weight_array,
 )
 
 _softmax = kernels("_softmax")
@@ -116,15 +116,23 @@ def categorical_cross_entropy(p, q, *, axis=-1, reduction="mean", n_threads=None
 
 
 def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_grad=False,
-                              grad_out=None, n_threads=None):
+                              grad_out=None, n_threads=None, sample_weight=None,
+                              log_target=False):
     """KL(p || softmax(logits)) along ``axis``, as in distillation, with a fused gradient.
 
     Computed as sum p log p + sum p (max - z) + (sum p) log sum exp(z - max) in one
     pass over the logits (one exp per element); the gradient with respect to
-    ``logits`` is s ((sum p) softmax(logits) - p), s = 1 / rows for "mean" (torch's
-    ``kl_div(log_softmax(logits), p, reduction="batchmean")``), 1 otherwise.
+    ``logits`` is s sw ((sum p) softmax(logits) - p), s = 1 / sum sw for "mean"
+    (torch's ``kl_div(log_softmax(logits), p, reduction="batchmean")`` without
+    sample weights, where sum sw is the number of rows), 1 otherwise.
     -inf logits are masks: a masked class with p = 0 adds 0, with p > 0 gives +inf.
     ``grad_out`` may be ``logits`` itself (class axis last). ``p`` in [0, 1].
+
+    sample_weight : optional, one finite weight >= 0 per distribution (the shape
+        without ``axis``); each row's KL and gradient are multiplied by it, and
+        "mean" is sum sw KL / sum sw. A zero weight removes its row exactly.
+    log_target : ``p`` holds log-probabilities (<= 0, -inf for p = 0), as torch's
+        ``log_target=True``; the result is that of ``exp(p)``.
     """
     reduction = check_reduction(reduction)
     x = as_data(logits, "logits")
@@ -134,31 +142,45 @@ def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_gr
     check_same_shape(target, x.shape, "p", "logits")
     class_axis = normalize_axis(axis, x.ndim)
     threads = resolve_threads(n_threads)
+    if not isinstance(log_target, (bool, np.bool_)):
+        raise TypeError(f"log_target must be a bool, got {log_target!r}")
     rows, target_rows = _rows(x, class_axis), _rows(target, class_axis)
     moved_shape = rows.shape
     n_classes = moved_shape[-1]
     n_rows = math.prod(moved_shape[:-1])
+    row_weight = sample_weight_array(sample_weight, moved_shape[:-1])
     grad_rows = None
     if return_grad:
         if grad_out is not None:
-            output_array(grad_out, x.shape, x.dtype, "grad_out", {"logits": logits, "p": p},
+            output_array(grad_out, x.shape, x.dtype, "grad_out",
+                         {"logits": logits, "p": p, "sample_weight": sample_weight},
                          in_place="logits")
         if class_axis == x.ndim - 1:
             grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
         else:
             grad_rows = np.empty(moved_shape, dtype=x.dtype)
     values = np.zeros(moved_shape[:-1], dtype=x.dtype) if reduction == "none" else None
-    grad_scale = 1.0 / n_rows if reduction == "mean" and n_rows else 1.0
-    total, bad = 0.0, -1
+    denominator = n_rows
+    if row_weight is not None and return_grad and reduction == "mean":
+        denominator, bad = _softmax.label_weight_total(None, None, n_classes, 0, False, threads,
+                                                       sample_weight=row_weight, n_rows=n_rows)
+        if bad >= 0:
+            _raise_bad_sample_weight(row_weight, bad, moved_shape[:-1])
+    grad_scale = 1.0 / denominator if reduction == "mean" and denominator else 1.0
+    total, weight_sum, bad = 0.0, 0.0, -1
     if n_classes:
-        total, bad = _softmax.cross_entropy_probs(rows, target_rows, None, n_classes, 0.0,
-                                                  values, grad_rows, grad_scale, threads, True)
+        total, weight_sum, bad = _softmax.cross_entropy_probs(
+            rows, target_rows, None, n_classes, 0.0, values, grad_rows, grad_scale, threads,
+            True, bool(log_target), sample_weight=row_weight)
     elif grad_rows is not None:
         grad_rows.fill(0)
     if bad >= 0:
-        _raise_bad_probability(bad, [target_rows], ["p"], moved_shape, class_axis)
+        _raise_bad_kl_target(bad, target_rows, row_weight, moved_shape, class_axis,
+                             bool(log_target))
+    if row_weight is not None:
+        denominator = weight_sum
     loss = (values[()] if values.ndim == 0 else values) if reduction == "none" else \
-        finish_reduction(total, reduction, n_rows)
+        finish_reduction(total, reduction, denominator)
     if not return_grad:
         return loss
     if class_axis == x.ndim - 1:
@@ -168,3 +190,22 @@ def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_gr
         return loss, grad
     np.copyto(grad_out, grad)
     return loss, grad_out
+
+
+def _raise_bad_sample_weight(sample_weight, bad_row, shape):
+    raise ValueError(f"sample_weight must be finite and non-negative; got "
+                     f"{sample_weight.flat[bad_row].item()!r} at position "
+                     f"{describe_position(bad_row, shape)}")
+
+
+def _raise_bad_kl_target(bad, target_rows, row_weight, moved_shape, axis, log_target):
+    row, cls = divmod(bad, moved_shape[-1])
+    value = target_rows.flat[bad].item()
+    valid = value <= 0.0 if log_target else 0.0 <= value <= 1.0
+    if valid:  # the row's targets are valid: its sample weight is not
+        _raise_bad_sample_weight(row_weight, row, moved_shape[:-1])
+    position = describe_position(row, moved_shape[:-1])
+    position = position[:axis] + (cls,) + position[axis:]
+    what = "log-probabilities <= 0 (not NaN)" if log_target else \
+        "probabilities in [0, 1] (not NaN)"
+    raise ValueError(f"p must hold {what}; got {value!r} at position {position}")

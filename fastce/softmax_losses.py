@@ -16,8 +16,8 @@ from fastce._dispatch import kernels
 _softmax = kernels("_softmax")
 from fastce._validation import (
     as_array, as_data, as_values, check_fraction, check_int, check_reduction, check_same_shape,
-    check_small_weight, describe_position, finish_reduction, normalize_axis,
-    output_array, resolve_threads,
+    check_small_weight, describe_position, finish_reduction, mask_array, normalize_axis,
+    output_array, resolve_threads, sample_weight_array,
 )
 
 __all__ = ["cross_entropy", "log_softmax", "softmax", "logsumexp"]
@@ -61,9 +61,171 @@ def _grad_in_caller_layout(grad_rows, axis, grad_out):
     return grad_out
 
 
+class _LossCall:
+    """The checked arguments of one softmax-family loss call, in kernel layout.
+
+    ``rows`` is what the kernel reads: the logits themselves (class indices,
+    any class axis, read as (outer, C, inner)) or a (rows, C) copy with the
+    class axis last. The per-sample arrays are in the loss's C order, which
+    is the kernel's in both layouts; ``logit_mask`` is in ``rows``' layout.
+    """
+    __slots__ = ("x", "class_axis", "n_classes", "reduction", "threads", "class_weight",
+                 "smoothing", "rows", "kernel_shape", "inner", "in_caller_layout",
+                 "loss_shape", "sample_weight", "sample_mask", "logit_mask")
+
+
+def _prepare_loss_call(logits, integer_target, weight, label_smoothing, reduction, axis,
+                       n_threads, sample_weight, where):
+    call = _LossCall()
+    call.reduction = check_reduction(reduction)
+    call.smoothing = check_fraction(label_smoothing, "label_smoothing")
+    x = call.x = as_data(logits, "logits")
+    if x.ndim == 0:
+        raise ValueError("logits must have at least one dimension (the classes)")
+    class_axis = call.class_axis = normalize_axis(axis, x.ndim)
+    n_classes = call.n_classes = x.shape[class_axis]
+    call.threads = resolve_threads(n_threads)
+    call.class_weight = None
+    if weight is not None:
+        if np.shape(weight) != (n_classes,):
+            raise ValueError(f"weight must have shape ({n_classes},) (one per class), "
+                             f"got {np.shape(weight)}")
+        call.class_weight = check_small_weight(weight, "weight", x.dtype)
+    call.loss_shape = x.shape[:class_axis] + x.shape[class_axis + 1:]
+    call.sample_weight = sample_weight_array(sample_weight, call.loss_shape)
+    call.sample_mask = call.logit_mask = None
+    if where is not None:
+        if np.ndim(where) == x.ndim:
+            call.logit_mask = mask_array(where, x.shape, "the logits' shape")
+        else:
+            call.sample_mask = mask_array(where, call.loss_shape, "the per-sample loss's shape")
+    last_axis = class_axis == x.ndim - 1
+    if integer_target and (last_axis or call.logit_mask is None):
+        # Class indices read the logits in place whatever the class axis: the
+        # column kernels take torch's (N, C, d1, ...) layout as it is.
+        call.rows, call.kernel_shape, call.in_caller_layout = x, x.shape, True
+        call.inner = math.prod(x.shape[class_axis + 1:])
+    else:
+        call.rows, call.kernel_shape = _rows_view(x, class_axis)
+        call.in_caller_layout, call.inner = last_axis, 1
+        if call.logit_mask is not None and not last_axis:
+            call.logit_mask = np.ascontiguousarray(np.moveaxis(call.logit_mask, class_axis, -1))
+    return call
+
+
+def _sample_keywords(call):
+    return {"sample_weight": call.sample_weight, "sample_mask": call.sample_mask,
+            "logit_mask": call.logit_mask}
+
+
+def _has_sample_options(call):
+    return (call.sample_weight is not None or call.sample_mask is not None
+            or call.logit_mask is not None)
+
+
+def _gradient_buffers(call, logits, target, weight, grad_out, return_grad, return_hessian):
+    """The kernel's gradient (written straight into ``grad_out`` when its layout
+    is the kernel's) and Hessian buffers, or None."""
+    if not return_grad:
+        return None, None
+    x = call.x
+    if grad_out is not None:
+        output_array(grad_out, x.shape, x.dtype, "grad_out",
+                     {"logits": logits, "target": target, "weight": weight},
+                     in_place="logits")
+    if call.in_caller_layout:
+        grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
+    else:
+        grad_rows = np.empty(call.kernel_shape, dtype=x.dtype)
+    hess_rows = np.empty(call.kernel_shape, dtype=x.dtype) if return_hessian else None
+    return grad_rows, hess_rows
+
+
+def _class_index_loss(call, target_array, ignore_index, loss_rows, grad_rows, hess_rows):
+    """The kernel pass for class indices: ``(loss_sum, denominator)``."""
+    n_classes, threads = call.n_classes, call.threads
+    ignore = check_int(ignore_index, "ignore_index")
+    labels = _class_labels(target_array, call.x.shape, call.class_axis, n_classes,
+                           ignore_index)
+    n_rows = labels.size
+    if n_classes == 0 and n_rows and np.any(labels != ignore_index):
+        raise ValueError("logits has 0 classes, so no class index is valid")
+    class_weight = call.class_weight
+    weight_total = float(class_weight.sum(dtype=np.float64)) if class_weight is not None \
+        else float(n_classes)
+    samples = _sample_keywords(call)
+    grad_scale, denominator = 1.0, None
+    if grad_rows is not None and call.reduction == "mean":
+        denominator, bad = _softmax.label_weight_total(
+            labels, None if class_weight is None else class_weight.astype(np.float64),
+            n_classes, ignore, True, threads, **samples)
+        if bad >= 0:
+            _raise_bad_sample(labels, call.sample_weight, bad, target_array.shape, n_classes,
+                              ignore)
+        grad_scale = 1.0 / denominator if denominator else 0.0
+    if n_classes == 0:
+        total, label_weight_sum, bad = 0.0, 0.0, -1
+        for array in (grad_rows, loss_rows, hess_rows):
+            if array is not None:
+                array.fill(0)
+    else:
+        total, label_weight_sum, bad = _softmax.cross_entropy_labels(
+            call.rows, labels, class_weight, weight_total, n_classes, ignore, True,
+            call.smoothing, loss_rows, grad_rows, grad_scale, threads, hess_rows, call.inner,
+            **samples)
+    if bad >= 0:
+        _raise_bad_sample(labels, call.sample_weight, bad, target_array.shape, n_classes,
+                          ignore)
+    if denominator is None:
+        denominator = label_weight_sum
+    if grad_rows is not None and call.reduction == "mean" and denominator == 0:
+        grad_rows.fill(0)  # "mean" over nothing: a zero gradient, never NaN
+        if hess_rows is not None:
+            hess_rows.fill(0)
+    return total, denominator
+
+
+def _probability_loss(call, target_array, loss_rows, grad_rows):
+    """The kernel pass for probability targets: ``(loss_sum, denominator)``."""
+    x, n_classes = call.x, call.n_classes
+    y = as_values(target_array, "target", x.dtype)
+    check_same_shape(y, x.shape, "target", "logits (probability targets)")
+    target_rows, _ = _rows_view(y, call.class_axis)
+    n_rows = math.prod(call.kernel_shape[:-1])
+    samples = _sample_keywords(call)
+    denominator = n_rows
+    if grad_rows is not None and call.reduction == "mean" and _has_sample_options(call):
+        denominator, bad = _softmax.label_weight_total(None, None, n_classes, 0, False,
+                                                       call.threads, n_rows=n_rows, **samples)
+        if bad >= 0:
+            _raise_bad_sample_weight(call.sample_weight, bad, call.loss_shape)
+    grad_scale = 1.0 / denominator if call.reduction == "mean" and denominator else 1.0
+    if n_classes == 0:
+        total, weight_sum, bad = 0.0, 0.0, -1
+        for array in (grad_rows, loss_rows):
+            if array is not None:
+                array.fill(0)
+    else:
+        total, weight_sum, bad = _softmax.cross_entropy_probs(
+            call.rows, target_rows, call.class_weight, n_classes, call.smoothing, loss_rows,
+            grad_rows, grad_scale, call.threads, **samples)
+    if bad >= 0:
+        row, cls = divmod(bad, n_classes)
+        value = target_rows.reshape(-1, n_classes)[row, cls].item()
+        if value >= 0 and value < np.inf:  # the targets are valid: the sample weight is not
+            _raise_bad_sample_weight(call.sample_weight, row, call.loss_shape)
+        position = describe_position(row, call.kernel_shape[:-1])
+        position = position[:call.class_axis] + (cls,) + position[call.class_axis:]
+        raise ValueError("target probabilities must be finite and non-negative; got "
+                         f"{value!r} at position {position}")
+    if _has_sample_options(call):
+        denominator = weight_sum
+    return total, denominator
+
+
 def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoothing=0.0,
                   reduction="mean", axis=-1, return_grad=False, grad_out=None, n_threads=None,
-                  return_hessian=False):
+                  return_hessian=False, sample_weight=None, where=None):
     """Softmax cross-entropy with the semantics of ``torch.nn.functional.cross_entropy``.
 
     Parameters
@@ -79,11 +241,11 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         gradient, whatever their logits hold (NaN, -inf). Unused for probabilities.
     label_smoothing : eps in [0, 1]. With weights, torch's formula
         l = (1-eps) w_y (lse - z_y) + (eps/C) sum_c w_c (lse - z_c).
-    reduction : "mean": sum of losses / sum of w[target] over non-ignored samples
-        (integer targets) or / number of samples (probabilities); "sum"; "none"
+    reduction : "mean": sum of losses / sum of sw w[target] over the samples that
+        count (integer targets) or / sum of sw (probabilities); "sum"; "none"
         (logits' shape without the class axis).
         Unlike torch, a "mean" over zero total weight (an empty batch, every target
-        ignored) is 0.0 with a zero gradient, not NaN.
+        ignored or masked) is 0.0 with a zero gradient, not NaN.
     return_grad : also return d(loss)/d(logits), from the same fused pass (one exp
         per element); for "none", the gradient of the sum.
     grad_out : optional C-contiguous array of the logits' shape and compute dtype;
@@ -92,8 +254,23 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         same for every value.
     return_hessian : integer targets only: return ``(loss, grad, hess)`` from the same
         pass, whatever ``return_grad`` says. ``hess`` is the diagonal of the Hessian
-        of the returned loss, p_c (1 - p_c) ((1-eps) w_y + (eps/C) W) times the
+        of the returned loss, sw p_c (1 - p_c) ((1-eps) w_y + (eps/C) W) times the
         reduction's scale (0 for ignored samples).
+    sample_weight : optional weights sw, one per sample (the loss's shape, or
+        broadcastable to it), finite and >= 0. Each sample's loss, gradient and
+        Hessian are multiplied by sw; "mean" is sum sw w_y l / sum sw w_y with class
+        indices (scikit-learn's weighted mean with torch's class weights) and
+        sum sw l / sum sw with probabilities. A zero sw removes its sample exactly,
+        whatever its logits hold.
+    where : optional bool mask, as optax's ``where``. Of the loss's shape (or
+        broadcastable to it, fewer dimensions than the logits): per sample, a False
+        sample contributes exactly 0 and leaves the mean's denominator; its label
+        and sample weight are not checked. Of the logits' dimensions: per logit, a
+        False entry acts exactly as a -inf logit (its value is never used), so a
+        masked target class, or smoothing or target mass on a masked class, gives
+        +inf; a row with no True entry is ignored (0 loss, zero gradient, out of
+        the denominator). With a per-logit mask, a class axis other than the last
+        is copied once into rows, as for probability targets.
 
     Notes
     -----
@@ -102,126 +279,70 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     than the last are copied once into (rows, classes) order, and so is a
     non-C-contiguous ``logits``. A zero class weight removes
     its samples' (or classes') terms exactly, where torch could produce 0*inf = NaN.
-    With "mean" and ``return_grad``, the sum of w[target] needed to scale the
-    gradient is taken from the labels (N integers) before the fused pass.
+    With "mean" and ``return_grad``, the denominator needed to scale the gradient
+    is summed from the labels and per-sample arrays (N values, and the mask's bytes
+    with a per-logit ``where``) before the fused pass.
     """
-    reduction = check_reduction(reduction)
-    smoothing = check_fraction(label_smoothing, "label_smoothing")
     return_grad = return_grad or return_hessian
-    x = as_data(logits, "logits")
-    if x.ndim == 0:
-        raise ValueError("logits must have at least one dimension (the classes)")
-    class_axis = normalize_axis(axis, x.ndim)
-    n_classes = x.shape[class_axis]
     target_array = as_array(target, "target")
-    ignore = check_int(ignore_index, "ignore_index")
-    if target_array.dtype.kind == "b":
+    kind = target_array.dtype.kind
+    if kind == "b":
         raise TypeError("target of dtype bool is ambiguous; pass integer class indices "
                         "or float probabilities")
-    threads = resolve_threads(n_threads)
-    class_weight = None
-    if weight is not None:
-        if np.shape(weight) != (n_classes,):
-            raise ValueError(f"weight must have shape ({n_classes},) (one per class), "
-                             f"got {np.shape(weight)}")
-        class_weight = check_small_weight(weight, "weight", x.dtype)
-    integer_target = target_array.dtype.kind in "iu"
+    if kind not in "iuf":
+        raise TypeError(f"target has unsupported dtype {target_array.dtype}; expected integer "
+                        "class indices or float probabilities")
+    integer_target = kind in "iu"
+    call = _prepare_loss_call(logits, integer_target, weight, label_smoothing, reduction, axis,
+                              n_threads, sample_weight, where)
     if return_hessian and not integer_target:
         raise ValueError("return_hessian=True needs integer class targets; probability "
                          "targets have no diagonal-Hessian form here")
+    check_int(ignore_index, "ignore_index")
+    grad_rows, hess_rows = _gradient_buffers(call, logits, target, weight, grad_out,
+                                             return_grad, return_hessian)
+    loss_rows = np.empty(call.loss_shape, dtype=call.x.dtype) if call.reduction == "none" \
+        else None
     if integer_target:
-        # Class indices read the logits in place whatever the class axis: the
-        # column kernels take torch's (N, C, d1, ...) layout as it is.
-        rows, kernel_shape, in_caller_layout = x, x.shape, True
-        inner = math.prod(x.shape[class_axis + 1:])
-        loss_shape = x.shape[:class_axis] + x.shape[class_axis + 1:]
+        total, denominator = _class_index_loss(call, target_array, ignore_index, loss_rows,
+                                               grad_rows, hess_rows)
     else:
-        rows, kernel_shape = _rows_view(x, class_axis)
-        in_caller_layout = class_axis == x.ndim - 1
-        inner, loss_shape = 1, kernel_shape[:-1]
-    n_rows = math.prod(loss_shape)
-    grad_rows = None
-    if return_grad:
-        if grad_out is not None:
-            output_array(grad_out, x.shape, x.dtype, "grad_out",
-                         {"logits": logits, "target": target, "weight": weight},
-                         in_place="logits")
-        # Write straight into grad_out when its layout is the kernel's.
-        if in_caller_layout:
-            grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
-        else:
-            grad_rows = np.empty(kernel_shape, dtype=x.dtype)
-    loss_rows = np.empty(loss_shape, dtype=x.dtype) if reduction == "none" else None
-    hess_rows = np.empty(kernel_shape, dtype=x.dtype) if return_hessian else None
+        total, denominator = _probability_loss(call, target_array, loss_rows, grad_rows)
+    return _finish_loss(call, total, denominator, loss_rows, grad_rows, hess_rows, grad_out,
+                        return_grad, return_hessian)
 
-    if target_array.dtype.kind in "iu":
-        labels = _class_labels(target_array, x.shape, class_axis, n_classes, ignore_index)
-        if n_classes == 0 and n_rows and np.any(labels != ignore_index):
-            raise ValueError("logits has 0 classes, so no class index is valid")
-        weight_total = float(class_weight.sum(dtype=np.float64)) if class_weight is not None \
-            else float(n_classes)
-        grad_scale = 1.0
-        denominator = None
-        if grad_rows is not None and reduction == "mean":
-            denominator, bad = _softmax.label_weight_total(
-                labels, None if class_weight is None else class_weight.astype(np.float64),
-                n_classes, ignore, True, threads)
-            if bad >= 0:
-                _raise_bad_label(labels, bad, target_array.shape, n_classes)
-            grad_scale = 1.0 / denominator if denominator else 0.0
-        if n_classes == 0:
-            total, label_weight_sum, bad = 0.0, 0.0, -1
-            for array in (grad_rows, loss_rows, hess_rows):
-                if array is not None:
-                    array.fill(0)
-        else:
-            total, label_weight_sum, bad = _softmax.cross_entropy_labels(
-                rows, labels, class_weight, weight_total, n_classes, ignore, True, smoothing,
-                loss_rows, grad_rows, grad_scale, threads, hess_rows, inner)
-        if bad >= 0:
-            _raise_bad_label(labels, bad, target_array.shape, n_classes)
-        if denominator is None:
-            denominator = label_weight_sum
-        if grad_rows is not None and reduction == "mean" and denominator == 0:
-            grad_rows.fill(0)  # "mean" over nothing: a zero gradient, never NaN
-            if hess_rows is not None:
-                hess_rows.fill(0)
-    elif target_array.dtype.kind == "f":
-        y = as_values(target_array, "target", x.dtype)
-        check_same_shape(y, x.shape, "target", "logits (probability targets)")
-        target_rows, _ = _rows_view(y, class_axis)
-        denominator = n_rows
-        grad_scale = 1.0 / n_rows if reduction == "mean" and n_rows else 1.0
-        total, bad = (0.0, -1) if n_classes == 0 else _softmax.cross_entropy_probs(
-            rows, target_rows, class_weight, n_classes, smoothing, loss_rows, grad_rows,
-            grad_scale, threads)
-        if n_classes == 0 and grad_rows is not None:
-            grad_rows.fill(0)
-        if n_classes == 0 and loss_rows is not None:
-            loss_rows.fill(0)
-        if bad >= 0:
-            row, cls = divmod(bad, n_classes)
-            position = describe_position(row, kernel_shape[:-1])
-            position = position[:class_axis] + (cls,) + position[class_axis:]
-            raise ValueError(
-                "target probabilities must be finite and non-negative; got "
-                f"{target_rows.reshape(-1, n_classes)[row, cls].item()!r} at position {position}"
-            )
-    else:
-        raise TypeError(f"target has unsupported dtype {target_array.dtype}; expected integer "
-                        "class indices or float probabilities")
 
-    if reduction == "none":
+def _finish_loss(call, total, denominator, loss_rows, grad_rows, hess_rows, grad_out,
+                 return_grad, return_hessian):
+    """The scalar or per-sample loss, and the gradient in the caller's layout."""
+    if call.reduction == "none":
         loss = loss_rows[()] if loss_rows.ndim == 0 else loss_rows
     else:
-        loss = finish_reduction(total, reduction, denominator)
+        loss = finish_reduction(total, call.reduction, denominator)
     if not return_grad:
         return loss
-    grad = grad_rows if in_caller_layout else _grad_in_caller_layout(grad_rows, class_axis,
-                                                                     grad_out)
+    grad = grad_rows if call.in_caller_layout else _grad_in_caller_layout(
+        grad_rows, call.class_axis, grad_out)
     if return_hessian:
-        return loss, grad, hess_rows
+        hess = hess_rows if call.in_caller_layout else np.moveaxis(hess_rows, -1,
+                                                                   call.class_axis)
+        return loss, grad, hess
     return loss, grad
+
+
+def _raise_bad_sample(labels, sample_weight, bad_row, target_shape, n_classes, ignore_index):
+    """The kernel flagged ``bad_row``: its label is out of range, or else its
+    sample weight is invalid."""
+    label = int(labels.flat[bad_row])
+    if label != ignore_index and not 0 <= label < n_classes:
+        _raise_bad_label(labels, bad_row, target_shape, n_classes)
+    _raise_bad_sample_weight(sample_weight, bad_row, target_shape)
+
+
+def _raise_bad_sample_weight(sample_weight, bad_row, shape):
+    value = sample_weight.flat[bad_row].item() if sample_weight is not None else None
+    raise ValueError(f"sample_weight must be finite and non-negative; got {value!r} at "
+                     f"position {describe_position(bad_row, shape)}")
 
 
 def _raise_bad_label(labels, bad_row, target_shape, n_classes):
