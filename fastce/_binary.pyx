@@ -19,6 +19,7 @@ from fastce._blocks cimport (
 from fastce._vecmath cimport (
     FASTCE_BCE_LOGITS, FASTCE_BCE_PROBS, FASTCE_FOCAL, FASTCE_LOGISTIC, FASTCE_SIGMOID,
     FASTCE_LOG_SIGMOID, FASTCE_BINARY_CHUNK, binary_chunk, fastce_binary_valid,
+    fastce_is_valid_weight,
     fastce_exp, fastce_expf, fastce_log1p_unit, fastce_log1pf_unit, unary_chunk,
 )
 
@@ -51,7 +52,9 @@ cdef double _binary_block(
     const floating* target__e,
     const floating* weight,
     bint weight_per_column,
-    const floating* pos_weight__c,
+    const floating* pos_weight,
+    bint pos_weight_per_column,
+    const unsigned char* keep__e,
     Py_ssize_t n_cols,
     floating* loss__e,
     floating* grad__e,
@@ -67,8 +70,11 @@ cdef double _binary_block(
     """Elements [start, stop) of a flat problem with ``n_cols`` per row.
 
     Absent inputs read from a chunk of ones and absent outputs go to a chunk
-    buffer, so the vectorised loop has no branches on them. ``weight`` is
-    either per element (flat, like x) or per column. Returns the float64 sum;
+    buffer, so the vectorised loop has no branches on them. ``weight`` and
+    ``pos_weight`` are either per element (flat, like x) or per column.
+    ``keep__e`` (optional, per element) is optax's ``where``: a False element
+    gets weight 0 and, in the chunk's copy, neutral valid inputs, so it adds
+    exactly 0 and is never reported, whatever it holds. Returns the float64 sum;
     the first invalid element's position goes to ``bad_position`` and its x
     to ``bad_x`` (in place, x itself is overwritten by then).
     """
@@ -79,6 +85,8 @@ cdef double _binary_block(
     cdef floating grad_chunk[FASTCE_BINARY_CHUNK]
     cdef floating hess_chunk[FASTCE_BINARY_CHUNK]
     cdef floating x_chunk[FASTCE_BINARY_CHUNK]
+    cdef floating target_chunk[FASTCE_BINARY_CHUNK]
+    cdef const unsigned char* keep
     cdef const floating* x
     cdef floating* hess
     cdef const floating* w
@@ -88,6 +96,7 @@ cdef double _binary_block(
     cdef floating* grad
     cdef Py_ssize_t i, chunk_start, n
     cdef double block_loss = 0.0, n_bad
+    cdef bint pw_per_element = pos_weight != NULL and not pos_weight_per_column, pw_bad
     bad_position[0] = -1
     for i in range(FASTCE_BINARY_CHUNK):
         ones[i] = 1
@@ -113,18 +122,37 @@ cdef double _binary_block(
         elif weight != NULL:
             w = weight + chunk_start
         pw = ones
-        if pos_weight__c != NULL:
-            _cycle_columns(pos_weight_chunk, pos_weight__c, chunk_start % n_cols, n_cols, n)
+        if pos_weight != NULL and pos_weight_per_column:
+            _cycle_columns(pos_weight_chunk, pos_weight, chunk_start % n_cols, n_cols, n)
             pw = pos_weight_chunk
+        elif pos_weight != NULL:
+            pw = pos_weight + chunk_start
+        if keep__e != NULL:
+            keep = keep__e + chunk_start
+            for i in range(n):  # x may already be x_chunk: same index, read first
+                x_chunk[i] = x[i] if keep[i] else <floating>0.5
+                target_chunk[i] = y[i] if keep[i] else <floating>1
+                weight_chunk[i] = w[i] if keep[i] else <floating>0
+            x = x_chunk
+            y = target_chunk
+            w = weight_chunk
         loss = loss__e + chunk_start if loss__e != NULL else loss_chunk
         grad = grad__e + chunk_start if grad__e != NULL else grad_chunk
         hess = hess__e + chunk_start if hess__e != NULL else hess_chunk
         n_bad = 0.0
+        pw_bad = False
+        if pw_per_element:
+            # A pos_weight of the input's size is data: checked here, in the pass.
+            for i in range(n):
+                if not fastce_is_valid_weight(pw[i]) and w[i] != 0:
+                    pw_bad = True
         block_loss += binary_chunk(kind, x, y, w, pw, loss, grad, hess,
                                    grad_scale, alpha, gamma, n, &n_bad)
-        if n_bad != 0.0 and bad_position[0] < 0:
+        if (n_bad != 0.0 or pw_bad) and bad_position[0] < 0:
             for i in range(n):
-                if not fastce_binary_valid(kind, x[i], y[i], w[i]):
+                if (not fastce_binary_valid(kind, x[i], y[i], w[i])
+                        or (pw_per_element and w[i] != 0
+                            and not fastce_is_valid_weight(pw[i]))):
                     bad_position[0] = chunk_start + i
                     bad_x[0] = x[i]
                     break
@@ -139,6 +167,8 @@ cdef object _run_binary(
     const floating* weight,
     bint weight_per_column,
     const floating* pos_weight,
+    bint pos_weight_per_column,
+    const unsigned char* keep,
     floating* loss_out,
     floating* grad_out,
     floating* hess_out,
@@ -163,7 +193,8 @@ cdef object _run_binary(
             start = block * BLOCK_ELEMENTS
             stop = min(start + BLOCK_ELEMENTS, n)
             scratch.loss[block] = _binary_block(
-                kind, x, target, weight, weight_per_column, pos_weight, n_cols,
+                kind, x, target, weight, weight_per_column, pos_weight, pos_weight_per_column,
+                keep, n_cols,
                 loss_out, grad_out, hess_out, grad_scale, alpha, gamma, start, stop,
                 &scratch.bad[block], &scratch.weight[block])
         total = sum_in_block_order(scratch.loss, n_blocks)
@@ -176,12 +207,15 @@ cdef object _run_binary(
 
 def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weight,
                   loss_out, grad_out, hess_out, double grad_scale, Py_ssize_t n_cols,
-                  int n_threads, double alpha=0.0, double gamma=0.0):
+                  int n_threads, double alpha=0.0, double gamma=0.0,
+                  bint pos_weight_per_column=True, where=None):
     """Run one elementwise loss over ``x`` (C-contiguous, ``n_cols`` per row).
 
     All arrays share x's dtype (float32 or float64) and are C-contiguous;
     ``weight`` has x's size, or ``n_cols`` values when ``weight_per_column``;
-    ``pos_weight`` has ``n_cols``. ``None`` may be passed for any optional
+    ``pos_weight`` has ``n_cols`` values, or x's size when not
+    ``pos_weight_per_column``; ``where`` is an optional uint8 mask of x's size.
+    ``None`` may be passed for any optional
     array (``target`` is unused by sigmoid/log_sigmoid, which write into
     ``loss_out``). ``hess_out`` receives the diagonal Hessian (BCE with logits,
     logistic); ``alpha`` and ``gamma`` are the focal loss's. Returns
@@ -196,18 +230,23 @@ def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weigh
     cdef void* x_ptr = array_data(x, typenum, n, False)
     cdef void* target_ptr = array_data(target, typenum, n, False)
     cdef void* weight_ptr = array_data(weight, typenum, n_cols if weight_per_column else n, False)
-    cdef void* pos_weight_ptr = array_data(pos_weight, typenum, n_cols, False)
+    cdef void* pos_weight_ptr = array_data(pos_weight, typenum,
+                                           n_cols if pos_weight_per_column else n, False)
+    cdef const unsigned char* keep_ptr = <const unsigned char*>array_data(
+        where, cnp.NPY_UINT8, n, False)
     cdef void* loss_ptr = array_data(loss_out, typenum, n, True)
     cdef void* grad_ptr = array_data(grad_out, typenum, n, True)
     cdef void* hess_ptr = array_data(hess_out, typenum, n, True)
     if typenum == cnp.NPY_FLOAT32:
         return _run_binary(kind, <const float*>x_ptr, <const float*>target_ptr,
                            <const float*>weight_ptr, weight_per_column,
-                           <const float*>pos_weight_ptr, <float*>loss_ptr, <float*>grad_ptr,
+                           <const float*>pos_weight_ptr, pos_weight_per_column, keep_ptr,
+                           <float*>loss_ptr, <float*>grad_ptr,
                            <float*>hess_ptr, grad_scale, alpha, gamma, n, n_cols, n_threads)
     return _run_binary(kind, <const double*>x_ptr, <const double*>target_ptr,
                        <const double*>weight_ptr, weight_per_column,
-                       <const double*>pos_weight_ptr, <double*>loss_ptr, <double*>grad_ptr,
+                       <const double*>pos_weight_ptr, pos_weight_per_column, keep_ptr,
+                       <double*>loss_ptr, <double*>grad_ptr,
                        <double*>hess_ptr, grad_scale, alpha, gamma, n, n_cols, n_threads)
 
 

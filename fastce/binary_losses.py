@@ -10,7 +10,7 @@ from fastce._dispatch import kernels
 _binary = kernels("_binary")
 from fastce._validation import (
     as_data, as_values, check_real, check_reduction, check_same_shape, check_small_weight,
-    describe_position, finish_reduction, output_array, resolve_threads,
+    describe_position, finish_reduction, mask_array, output_array, resolve_threads,
 )
 
 __all__ = [
@@ -23,20 +23,20 @@ __all__ = [
 ]
 
 
-def _weight_layout(weight, shape, dtype):
-    """The weight as the kernel reads it: ``(array, per_column)``.
+def _weight_layout(weight, shape, dtype, name="weight"):
+    """A weight (or pos_weight) as the kernel reads it: ``(array, per_column)``.
 
     A weight that varies only along the last axis (a scalar, (L,), (1, L), ...)
     stays one value per column, never expanded. Any other broadcast, e.g. a
     per-row (N, 1) weight, is materialised once at the logits' size; a weight
     of the logits' full shape is used as it is.
     """
-    array = as_values(weight, "weight", dtype, contiguous=False)
+    array = as_values(weight, name, dtype, contiguous=False)
     try:
         full = np.broadcast_to(array, shape)
     except ValueError:
         raise ValueError(
-            f"weight of shape {array.shape} does not broadcast to the input's shape {shape}"
+            f"{name} of shape {array.shape} does not broadcast to the input's shape {shape}"
         ) from None
     n_cols = shape[-1] if shape else 1
     if all(length == 1 for length in array.shape[:-1]) and array.size <= n_cols:
@@ -45,7 +45,8 @@ def _weight_layout(weight, shape, dtype):
     return np.ascontiguousarray(full), False
 
 
-def _raise_bad_value(kind, bad, bad_x, x, target, weight, per_column, data_name):
+def _raise_bad_value(kind, bad, bad_x, x, target, weight, per_column, data_name,
+                     pos_weight=None, pos_weight_per_column=True):
     """Turn the kernel's first offending position into a clear ValueError.
 
     ``target`` and ``weight`` are intact (no output may share their memory),
@@ -63,12 +64,18 @@ def _raise_bad_value(kind, bad, bad_x, x, target, weight, per_column, data_name)
         if not (weight_value >= 0.0 and weight_value < np.inf):
             raise ValueError(f"weight must be finite and non-negative; got {weight_value!r} "
                              f"at position {position}")
+    if pos_weight is not None and not pos_weight_per_column:
+        pos_value = pos_weight.flat[bad].item()
+        if not (pos_value >= 0.0 and pos_value < np.inf):
+            raise ValueError(f"pos_weight must be finite and non-negative; got {pos_value!r} "
+                             f"at position {position}")
     raise ValueError(f"{data_name} must be in [0, 1] (not NaN); got {bad_x!r} at position "
                      f"{position}")
 
 
 def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
-                 return_grad, grad_out, n_threads, return_hessian=False, alpha=0.0, gamma=0.0):
+                 return_grad, grad_out, n_threads, return_hessian=False, alpha=0.0, gamma=0.0,
+                 where=None):
     reduction = check_reduction(reduction)
     return_grad = return_grad or return_hessian
     x = as_data(data, data_name)
@@ -78,31 +85,33 @@ def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
     weight_array, per_column = None, False
     if weight is not None:
         weight_array, per_column = _weight_layout(weight, x.shape, x.dtype)
-    pos_weight_c = None
+    pos_weight_array, pos_weight_per_column = None, True
     if pos_weight is not None:
-        pos_weight_c = check_small_weight(pos_weight, "pos_weight", x.dtype)
-        try:
-            pos_weight_c = np.ascontiguousarray(np.broadcast_to(pos_weight_c, (n_cols,)))
-        except ValueError:
-            raise ValueError(
-                f"pos_weight of shape {pos_weight_c.shape} does not broadcast along the "
-                f"last axis of length {n_cols}"
-            ) from None
+        pos_weight_array, pos_weight_per_column = _weight_layout(pos_weight, x.shape, x.dtype,
+                                                                 "pos_weight")
+        if pos_weight_per_column:  # L values: checked here (a full one, by the kernel)
+            check_small_weight(pos_weight_array, "pos_weight", x.dtype)
+    keep = None if where is None else mask_array(where, x.shape, "the input's shape")
     threads = resolve_threads(n_threads)
     loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
     grad = output_array(grad_out, x.shape, x.dtype, "grad_out",
                         {data_name: data, "target": target, "weight": weight,
-                         "pos_weight": pos_weight}, in_place=data_name) if return_grad else None
-    grad_scale = 1.0 / x.size if reduction == "mean" and x.size else 1.0
+                         "pos_weight": pos_weight, "where": where},
+                        in_place=data_name) if return_grad else None
+    # optax's where: the mean is over the kept elements (a count of the mask's bytes).
+    count = x.size if keep is None else int(np.count_nonzero(keep))
+    grad_scale = 1.0 / count if reduction == "mean" and count else 1.0
 
     hess = np.empty(x.shape, dtype=x.dtype) if return_hessian else None
 
     total, bad, bad_x = _binary.binary_kernel(kind, x, y, weight_array, per_column,
-                                              pos_weight_c, loss_out, grad, hess, grad_scale,
-                                              max(n_cols, 1), threads, alpha, gamma)
+                                              pos_weight_array, loss_out, grad, hess,
+                                              grad_scale, max(n_cols, 1), threads, alpha, gamma,
+                                              pos_weight_per_column, keep)
     if bad >= 0:
-        _raise_bad_value(kind, bad, bad_x, x, y, weight_array, per_column, data_name)
-    loss = loss_out if reduction == "none" else finish_reduction(total, reduction, x.size)
+        _raise_bad_value(kind, bad, bad_x, x, y, weight_array, per_column, data_name,
+                         pos_weight_array, pos_weight_per_column)
+    loss = loss_out if reduction == "none" else finish_reduction(total, reduction, count)
     if return_hessian:
         return loss, grad, hess
     return (loss, grad) if return_grad else loss
@@ -110,7 +119,7 @@ def _binary_loss(kind, data_name, data, target, weight, pos_weight, reduction,
 
 def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None,
                                      reduction="mean", return_grad=False, grad_out=None,
-                                     n_threads=None, return_hessian=False):
+                                     n_threads=None, return_hessian=False, where=None):
     """Binary cross-entropy on logits, stable for every finite or infinite z.
 
     l = (1-y) softplus(z) + pw y softplus(-z), dl/dz = (1-y) sigmoid(z) - pw y sigmoid(-z).
@@ -126,10 +135,11 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
         torch would give NaN there). A weight varying only along the last axis is
         read per column; other broadcasts (e.g. per row) are expanded once to the
         logits' size.
-    pos_weight : array_like broadcastable along the last axis (one per label of an
-        (N, L) multi-label problem), finite and >= 0.
-    reduction : "mean" (divides by ``logits.size``, as torch), "sum" or "none"
-        (one loss per element).
+    pos_weight : array_like broadcastable to ``logits`` as torch broadcasts it:
+        (L,) or (1, L) (one per label of an (N, L) multi-label problem, read per
+        column) or a full (N, L) array; finite and >= 0.
+    reduction : "mean" (divides by ``logits.size``, as torch, or by the number of
+        True entries of ``where``), "sum" or "none" (one loss per element).
     return_grad : also return the gradient of the returned loss (of the sum, for
         "none"), computed in the same pass.
     grad_out : optional C-contiguous array of the logits' shape and compute dtype to
@@ -138,15 +148,20 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     return_hessian : return ``(loss, grad, hess)`` from the same pass, whatever
         ``return_grad`` says; ``hess`` is the diagonal of the Hessian of the returned
         loss, weight * sigmoid(z) sigmoid(-z) ((1-y) + pw y) * the reduction's scale.
+    where : optional bool mask broadcastable to ``logits`` (optax's ``where``): a
+        False element contributes exactly 0 to the loss, gradient and Hessian
+        whatever its inputs hold (they are not checked), and leaves the mean's
+        denominator. All False gives a "mean" of 0.0.
 
     Returns the loss (a float64 scalar, or an array for "none"), or (loss, grad).
     """
     return _binary_loss(_binary.BCE_LOGITS, "logits", logits, target, weight, pos_weight,
-                        reduction, return_grad, grad_out, n_threads, return_hessian)
+                        reduction, return_grad, grad_out, n_threads, return_hessian,
+                        where=where)
 
 
 def binary_cross_entropy(probs, target, *, weight=None, reduction="mean", return_grad=False,
-                         grad_out=None, n_threads=None):
+                         grad_out=None, n_threads=None, where=None):
     """Binary cross-entropy from probabilities, as torch's ``binary_cross_entropy``.
 
     l = -(y max(log p, -100) + (1-y) max(log(1-p), -100)); each log is clamped so
@@ -154,14 +169,14 @@ def binary_cross_entropy(probs, target, *, weight=None, reduction="mean", return
     exactly 0. Gradient (p - y) / max(p (1-p), 1e-12).
 
     ``probs`` must lie in [0, 1] (NaN is an error); ``target`` in [0, 1]. The other
-    keywords are those of :func:`binary_cross_entropy_with_logits`.
+    keywords (``where`` included) are those of :func:`binary_cross_entropy_with_logits`.
     """
     return _binary_loss(_binary.BCE_PROBS, "probs", probs, target, weight, None,
-                        reduction, return_grad, grad_out, n_threads)
+                        reduction, return_grad, grad_out, n_threads, where=where)
 
 
 def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=False,
-                  grad_out=None, n_threads=None, return_hessian=False):
+                  grad_out=None, n_threads=None, return_hessian=False, where=None):
     """Logistic loss for labels in {-1, +1}: l = log(1 + exp(-y s)) = softplus(-y s).
 
     Gradient -y sigmoid(-y s); with ``return_hessian`` also the diagonal Hessian
@@ -170,11 +185,12 @@ def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=
     :func:`binary_cross_entropy_with_logits`.
     """
     return _binary_loss(_binary.LOGISTIC, "scores", scores, target, weight, None,
-                        reduction, return_grad, grad_out, n_threads, return_hessian)
+                        reduction, return_grad, grad_out, n_threads, return_hessian,
+                        where=where)
 
 
 def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean",
-                       return_grad=False, grad_out=None, n_threads=None):
+                       return_grad=False, grad_out=None, n_threads=None, where=None):
     """Focal loss of torchvision.ops.sigmoid_focal_loss, computed in log space.
 
     l = alpha_t (1 - p_t)^gamma BCE(z, y), with p = sigmoid(z), p_t = p y + (1-p)(1-y)
@@ -188,6 +204,7 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
     ``target`` in [0, 1] (soft labels allowed). Unlike torchvision, whose default is
     "none", ``reduction`` defaults to "mean" (over ``logits.size``) like every
     fastce loss. Computed in double precision per element for both dtypes.
+    ``where`` is that of :func:`binary_cross_entropy_with_logits`.
     """
     alpha = check_real(alpha, "alpha", "a float")
     gamma = check_real(gamma, "gamma", "a float")
@@ -196,7 +213,7 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
     if not alpha <= 1.0:
         raise ValueError(f"alpha must be <= 1 (or < 0 to turn it off), got {alpha!r}")
     return _binary_loss(_binary.FOCAL, "logits", logits, target, None, None, reduction,
-                        return_grad, grad_out, n_threads, False, alpha, gamma)
+                        return_grad, grad_out, n_threads, False, alpha, gamma, where)
 
 
 def _elementwise(kind, x, out, n_threads):

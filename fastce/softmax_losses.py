@@ -123,16 +123,14 @@ def _has_sample_options(call):
             or call.logit_mask is not None)
 
 
-def _gradient_buffers(call, logits, target, weight, grad_out, return_grad, return_hessian):
+def _gradient_buffers(call, arguments, grad_out, return_grad, return_hessian):
     """The kernel's gradient (written straight into ``grad_out`` when its layout
     is the kernel's) and Hessian buffers, or None."""
     if not return_grad:
         return None, None
     x = call.x
     if grad_out is not None:
-        output_array(grad_out, x.shape, x.dtype, "grad_out",
-                     {"logits": logits, "target": target, "weight": weight},
-                     in_place="logits")
+        output_array(grad_out, x.shape, x.dtype, "grad_out", arguments, in_place="logits")
     if call.in_caller_layout:
         grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
     else:
@@ -299,8 +297,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         raise ValueError("return_hessian=True needs integer class targets; probability "
                          "targets have no diagonal-Hessian form here")
     check_int(ignore_index, "ignore_index")
-    grad_rows, hess_rows = _gradient_buffers(call, logits, target, weight, grad_out,
-                                             return_grad, return_hessian)
+    arguments = {"logits": logits, "target": target, "weight": weight,
+                 "sample_weight": sample_weight, "where": where}
+    grad_rows, hess_rows = _gradient_buffers(call, arguments, grad_out, return_grad,
+                                             return_hessian)
     loss_rows = np.empty(call.loss_shape, dtype=call.x.dtype) if call.reduction == "none" \
         else None
     if integer_target:
