@@ -46,10 +46,17 @@ from fastce.information import (  # noqa: E402
     categorical_cross_entropy,
     entropy,
     js_divergence,
+    kl_div,
     kl_divergence,
     kl_divergence_with_logits,
 )
-from fastce.softmax_losses import cross_entropy, log_softmax, logsumexp, softmax  # noqa: E402
+from fastce.softmax_losses import (  # noqa: E402
+    cross_entropy,
+    log_softmax,
+    logsumexp,
+    nll_loss,
+    softmax,
+)
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -57,6 +64,7 @@ __all__ = [
     "logistic_loss",
     "sigmoid_focal_loss",
     "cross_entropy",
+    "nll_loss",
     "log_softmax",
     "softmax",
     "logsumexp",
@@ -67,6 +75,7 @@ __all__ = [
     "kl_divergence_with_logits",
     "js_divergence",
     "categorical_cross_entropy",
+    "kl_div",
     "profile",
     "ProfileAccumulator",
     "ProfileReport",

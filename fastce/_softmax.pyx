@@ -1236,3 +1236,197 @@ def normalize(int mode, x, out, Py_ssize_t n_classes, int n_threads, Py_ssize_t 
         else:
             _run_normalize(mode, <const double*>x_ptr, <double*>out_ptr, n_rows, n_classes,
                            n_threads, inner)
+
+
+# ----------------------------------------------------- nll_loss (log-probs)
+
+cdef double _nll_unit(
+    const floating* log_probs, const int64_t* target, const floating* class_weight__c,
+    Py_ssize_t n_classes, Py_ssize_t inner, int64_t ignore_index, floating* loss__n,
+    floating* grad, double grad_scale, Py_ssize_t outer_start, Py_ssize_t outer_stop,
+    double* weight_sum, Py_ssize_t* bad_position,
+) noexcept nogil:
+    """Outer indices [outer_start, outer_stop) of log-probabilities viewed as
+    (outer, C, inner): l = -w_y log_probs[y] per position; the gradient is
+    -s w_y at the target entry and 0 elsewhere. The losses are read before
+    the unit's gradient is zeroed, so ``grad`` may alias ``log_probs``."""
+    cdef Py_ssize_t position, outer_index, base, first = outer_start * inner
+    cdef Py_ssize_t last = outer_stop * inner, element
+    cdef int64_t label
+    cdef bint usable
+    cdef double label_weight, loss, total = 0.0, weights = 0.0
+    bad_position[0] = -1
+    for position in range(first, last):
+        label = target[position]
+        usable = _usable_label(label, ignore_index, True, n_classes, position, bad_position)
+        label_weight = _label_weight(label, usable, class_weight__c)
+        loss = 0.0
+        if label_weight != 0.0:
+            outer_index = position // inner
+            base = outer_index * n_classes * inner + (position - outer_index * inner)
+            loss = -label_weight * log_probs[base + label * inner]
+            total += loss
+            weights += label_weight
+        if loss__n != NULL:
+            loss__n[position] = <floating>loss
+    if grad != NULL:
+        for element in range(outer_start * n_classes * inner, outer_stop * n_classes * inner):
+            grad[element] = 0
+        for position in range(first, last):
+            label = target[position]
+            if (label == ignore_index or label < 0 or label >= n_classes):
+                continue
+            label_weight = class_weight__c[label] if class_weight__c != NULL else 1.0
+            if label_weight == 0.0:
+                continue
+            outer_index = position // inner
+            base = outer_index * n_classes * inner + (position - outer_index * inner)
+            grad[base + label * inner] = <floating>(-grad_scale * label_weight)
+    weight_sum[0] = weights
+    return total
+
+
+cdef object _run_nll(
+    const floating* log_probs, const int64_t* target, const floating* class_weight,
+    Py_ssize_t n_positions, Py_ssize_t n_classes, Py_ssize_t inner, int64_t ignore_index,
+    floating* loss_out, floating* grad_out, double grad_scale, int n_threads,
+):
+    cdef Py_ssize_t outer = n_positions // inner
+    cdef Py_ssize_t outer_per_unit = rows_per_block(n_classes * inner)
+    cdef Py_ssize_t n_units = n_blocks_for(outer, outer_per_unit)
+    cdef int threads = threads_for(n_positions * n_classes, n_threads)
+    cdef Py_ssize_t unit, start, bad
+    cdef double loss_total, weight_total
+    cdef BlockScratch scratch
+    if not scratch_alloc(&scratch, n_units):
+        scratch_free(&scratch)
+        raise MemoryError()
+    with nogil:
+        for unit in prange(n_units, num_threads=threads, schedule="static",
+                            use_threads_if=threads > 1):
+            start = unit * outer_per_unit
+            scratch.loss[unit] = _nll_unit(
+                log_probs, target, class_weight, n_classes, inner, ignore_index, loss_out,
+                grad_out, grad_scale, start, min(start + outer_per_unit, outer),
+                &scratch.weight[unit], &scratch.bad[unit])
+        loss_total = sum_in_block_order(scratch.loss, n_units)
+        weight_total = sum_in_block_order(scratch.weight, n_units)
+        bad = first_bad_position(scratch.bad, n_units)
+    scratch_free(&scratch)
+    return loss_total, weight_total, bad
+
+
+def nll_labels(log_probs, target, class_weight, Py_ssize_t n_classes, int64_t ignore_index,
+               loss_out, grad_out, double grad_scale, int n_threads, Py_ssize_t inner=1):
+    """torch's nll_loss over C-contiguous log-probabilities viewed as (outer,
+    n_classes, inner), int64 ``target`` one per position. Reads one value per
+    position (and writes the whole gradient). Returns ``(loss_sum,
+    label_weight_sum, first_bad_position)``."""
+    cdef int typenum = float_typenum(log_probs)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(log_probs)
+    cdef Py_ssize_t n_positions = size // n_classes if n_classes > 0 else 0
+    cdef void* data_ptr = array_data(log_probs, typenum, size, False)
+    cdef void* target_ptr = array_data(target, cnp.NPY_INT64, n_positions, False)
+    cdef void* weight_ptr = array_data(class_weight, typenum, n_classes, False)
+    cdef void* loss_ptr = array_data(loss_out, typenum, n_positions, True)
+    cdef void* grad_ptr = array_data(grad_out, typenum, size, True)
+    if n_positions == 0:
+        return 0.0, 0.0, -1
+    if inner < 1 or n_positions % inner:
+        raise ValueError("fastce internal error: inner does not divide the positions")
+    if typenum == cnp.NPY_FLOAT32:
+        return _run_nll(<const float*>data_ptr, <const int64_t*>target_ptr,
+                        <const float*>weight_ptr, n_positions, n_classes, inner, ignore_index,
+                        <float*>loss_ptr, <float*>grad_ptr, grad_scale, n_threads)
+    return _run_nll(<const double*>data_ptr, <const int64_t*>target_ptr,
+                    <const double*>weight_ptr, n_positions, n_classes, inner, ignore_index,
+                    <double*>loss_ptr, <double*>grad_ptr, grad_scale, n_threads)
+
+
+# ------------------------------------------ logsumexp with scale factors b
+
+cdef void _weighted_lse_row(const floating* x__c, const floating* b__c, Py_ssize_t n_classes,
+                            double* result, double* sign) noexcept nogil:
+    """log |sum_c b_c exp(x_c)| and its sign (scipy's logsumexp with ``b``).
+
+    Terms with b_c = 0 are left out, whatever x_c holds. With the largest
+    kept x_k = m factored out, the sum is 1 + rest, rest = (b_k - 1) +
+    sum_{c != k} b_c exp(x_c - m), so a sum near 1 keeps its digits through
+    log1p. +inf terms decide alone: their b's sign, NaN if the signs mix.
+    """
+    cdef Py_ssize_t c, top = -1
+    cdef double best = -INFINITY, value, weight, rest, total, inf_sign = 0.0
+    for c in range(n_classes):
+        weight = b__c[c]
+        if weight == 0.0:
+            continue
+        value = x__c[c]
+        if value != value or weight != weight:
+            result[0] = value + weight  # NaN
+            sign[0] = result[0]
+            return
+        if value > best or top < 0:
+            best, top = value, c
+    if top < 0 or best == -INFINITY:
+        result[0], sign[0] = -INFINITY, 0.0  # an empty sum
+        return
+    if best == INFINITY:
+        for c in range(n_classes):
+            if b__c[c] != 0.0 and x__c[c] == INFINITY:
+                weight = 1.0 if b__c[c] > 0.0 else -1.0
+                if inf_sign != 0.0 and inf_sign != weight:
+                    result[0] = INFINITY - INFINITY
+                    sign[0] = result[0]
+                    return
+                inf_sign = weight
+        result[0], sign[0] = INFINITY, inf_sign
+        return
+    rest = b__c[top] - 1.0
+    for c in range(n_classes):
+        if c != top and b__c[c] != 0.0:
+            rest += b__c[c] * exp(x__c[c] - best)
+    total = 1.0 + rest
+    if total > 0.0:
+        result[0], sign[0] = best + log1p(rest), 1.0
+    elif total < 0.0:
+        result[0], sign[0] = best + log(-total), -1.0
+    else:
+        result[0], sign[0] = -INFINITY, 0.0
+
+
+cdef void _run_weighted_lse(const floating* x, const floating* b, floating* out,
+                            floating* sign_out, Py_ssize_t n_rows, Py_ssize_t n_classes,
+                            int n_threads) noexcept nogil:
+    cdef Py_ssize_t block_rows = rows_per_block(n_classes)
+    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
+    cdef int threads = threads_for(n_rows * n_classes, n_threads)
+    cdef Py_ssize_t block, row
+    cdef double result, sign
+    for block in prange(n_blocks, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+        for row in range(block * block_rows, min((block + 1) * block_rows, n_rows)):
+            _weighted_lse_row(x + row * n_classes, b + row * n_classes, n_classes, &result,
+                              &sign)
+            out[row] = <floating>result
+            sign_out[row] = <floating>sign
+
+
+def weighted_logsumexp(x, b, out, sign_out, Py_ssize_t n_classes, int n_threads):
+    """scipy's logsumexp with ``b`` over rows of C-contiguous ``x`` (rows,
+    n_classes); ``b`` of x's size and dtype; ``out`` and ``sign_out`` one per row."""
+    cdef int typenum = float_typenum(x)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
+    cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
+    cdef void* x_ptr = array_data(x, typenum, size, False)
+    cdef void* b_ptr = array_data(b, typenum, size, False)
+    cdef void* out_ptr = array_data(out, typenum, n_rows, True)
+    cdef void* sign_ptr = array_data(sign_out, typenum, n_rows, True)
+    if n_rows == 0:
+        return
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _run_weighted_lse(<const float*>x_ptr, <const float*>b_ptr, <float*>out_ptr,
+                              <float*>sign_ptr, n_rows, n_classes, n_threads)
+        else:
+            _run_weighted_lse(<const double*>x_ptr, <const double*>b_ptr, <double*>out_ptr,
+                              <double*>sign_ptr, n_rows, n_classes, n_threads)

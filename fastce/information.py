@@ -19,7 +19,7 @@ from fastce._validation import (
 _softmax = kernels("_softmax")
 
 __all__ = ["entropy", "kl_divergence", "kl_divergence_with_logits", "js_divergence",
-           "categorical_cross_entropy"]
+           "categorical_cross_entropy", "kl_div"]
 
 
 def _rows(array, axis):
@@ -209,3 +209,52 @@ def _raise_bad_kl_target(bad, target_rows, row_weight, moved_shape, axis, log_ta
     what = "log-probabilities <= 0 (not NaN)" if log_target else \
         "probabilities in [0, 1] (not NaN)"
     raise ValueError(f"p must hold {what}; got {value!r} at position {position}")
+
+
+_KL_DIV_REDUCTIONS = ("mean", "batchmean", "sum", "none")
+
+
+def kl_div(input, target, *, reduction="mean", log_target=False, return_grad=False,
+           grad_out=None, n_threads=None):
+    """torch's elementwise ``kl_div`` on log-probability ``input``.
+
+    Pointwise l = t (log t - x), or exp(t) (t - x) with ``log_target`` (``target``
+    then holds log-probabilities). ``reduction``: "none" (the input's shape),
+    "sum", "mean" (over every element, torch's default) or "batchmean" (the sum
+    divided by ``input.shape[0]``, the KL divergence per sample; 1 for a 0-d
+    input). The gradient with respect to ``input`` is -t times the reduction's
+    scale (of the sum for "none"); ``grad_out`` may be ``input`` itself.
+
+    A term with t = 0 is exactly 0, with a zero gradient, even where x is -inf or
+    NaN (torch gives NaN for 0 * NaN there). ``target`` must be finite and >= 0 (any
+    value < +inf, not NaN, with ``log_target``); shapes must match.
+    """
+    if not isinstance(reduction, str) or reduction not in _KL_DIV_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_KL_DIV_REDUCTIONS}, got {reduction!r}")
+    if not isinstance(log_target, (bool, np.bool_)):
+        raise TypeError(f"log_target must be a bool, got {log_target!r}")
+    x = as_data(input, "input")
+    t = as_values(target, "target", x.dtype)
+    check_same_shape(t, x.shape, "target", "input")
+    threads = resolve_threads(n_threads)
+    denominator = {"mean": x.size, "batchmean": x.shape[0] if x.ndim else 1}.get(reduction, 1)
+    grad_scale = 1.0 / denominator if denominator else 1.0
+    loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
+    grad = None
+    if return_grad:
+        grad = output_array(grad_out, x.shape, x.dtype, "grad_out",
+                            {"input": input, "target": target}, in_place="input")
+    total, bad = _information.kl_div_kernel(x, t, bool(log_target), loss_out, grad,
+                                            grad_scale, threads)
+    if bad >= 0:
+        what = "log-probabilities below +inf (not NaN)" if log_target else \
+            "finite non-negative probabilities"
+        raise ValueError(f"target must hold {what}; got {t.flat[bad].item()!r} at position "
+                         f"{describe_position(bad, x.shape)}")
+    if reduction == "none":
+        loss = loss_out
+    elif reduction == "sum":
+        loss = np.float64(total)
+    else:
+        loss = finish_reduction(total, "mean", denominator)
+    return (loss, grad) if return_grad else loss

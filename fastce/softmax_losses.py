@@ -20,7 +20,7 @@ from fastce._validation import (
     output_array, resolve_threads, sample_weight_array,
 )
 
-__all__ = ["cross_entropy", "log_softmax", "softmax", "logsumexp"]
+__all__ = ["cross_entropy", "nll_loss", "log_softmax", "softmax", "logsumexp"]
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -353,14 +353,47 @@ def _raise_bad_label(labels, bad_row, target_shape, n_classes):
     )
 
 
+def _reduced_axes(axis, ndim):
+    """``axis`` (an int, a tuple of ints, or None for all) as a sorted tuple of
+    distinct non-negative axes. A 0-d array is one element along axis -1, 0,
+    None or (), as in SciPy."""
+    if ndim == 0:
+        if axis is None or (isinstance(axis, tuple) and len(axis) <= 1
+                            and all(normalize_axis(a, 1) == 0 for a in axis)):
+            return ()
+        normalize_axis(axis, 1)
+        return ()
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, tuple):
+        axes = tuple(normalize_axis(a, ndim) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"axis={axis!r} repeats an axis")
+        if not axes:
+            raise ValueError("axis=() reduces nothing; give at least one axis")
+        return tuple(sorted(axes))
+    return (normalize_axis(axis, ndim),)
+
+
+def _axes_last(array, axes):
+    """``array`` with ``axes`` moved last and merged into one, C-contiguous
+    (a view when they already are the last axes of a C-contiguous array)."""
+    moved = np.moveaxis(array, axes, tuple(range(array.ndim - len(axes), array.ndim)))
+    merged = moved.shape[:array.ndim - len(axes)] + (math.prod(moved.shape[array.ndim
+                                                                           - len(axes):]),)
+    return np.ascontiguousarray(moved).reshape(merged), moved.shape
+
+
 def _normalize(mode, x, axis, out, n_threads, out_is_rows):
     """log_softmax/softmax/logsumexp along ``axis``, read in place: a class axis
-    that is not last goes to the column kernels, (outer, C, inner) as it is."""
+    that is not last goes to the column kernels, (outer, C, inner) as it is.
+    Several axes (or a 0-d input) are merged into one last axis first."""
     array = as_data(x, "x")
-    if array.ndim == 0:
-        raise ValueError("x must have at least one dimension")
-    class_axis = normalize_axis(axis, array.ndim)
+    axes = _reduced_axes(axis, array.ndim)
     threads = resolve_threads(n_threads)
+    if len(axes) != 1:
+        return _normalize_merged(mode, array, x, axes, out, threads, out_is_rows)
+    class_axis = axes[0]
     n_classes = array.shape[class_axis]
     inner = math.prod(array.shape[class_axis + 1:])
     if out_is_rows:
@@ -374,15 +407,42 @@ def _normalize(mode, x, axis, out, n_threads, out_is_rows):
     else:
         result = np.empty(shape, dtype=array.dtype)
         _softmax.normalize(mode, array, result, n_classes, threads, inner)
-    return result[()] if result.ndim == 0 else result
+    return result
+
+
+def _normalize_merged(mode, array, x, axes, out, threads, out_is_rows):
+    """_normalize over several axes (or none, for 0-d): they are moved last
+    and merged (one copy unless they already are last), normalised as one."""
+    if out_is_rows:
+        result = output_array(out, array.shape, array.dtype, "out", {"x": x}, in_place="x")
+    rows, moved_shape = _axes_last(array.reshape(array.shape or (1,)), axes or (0,))
+    n_classes = rows.shape[-1]
+    if not out_is_rows:
+        if n_classes == 0:
+            return np.full(rows.shape[:-1], -np.inf, dtype=array.dtype)
+        values = np.empty(rows.shape[:-1], dtype=array.dtype)
+        _softmax.normalize(mode, rows, values, n_classes, threads, 1)
+        return values
+    values = np.empty(rows.shape, dtype=array.dtype)
+    if n_classes:
+        _softmax.normalize(mode, rows, values, n_classes, threads, 1)
+    kept = len(moved_shape) - len(axes or (0,))
+    back = np.moveaxis(values.reshape(moved_shape), tuple(range(kept, len(moved_shape))),
+                       axes or (0,))
+    np.copyto(result, back.reshape(array.shape))
+    return result
 
 
 def log_softmax(x, *, axis=-1, out=None, n_threads=None):
     """log softmax along ``axis``: z - max - log1p(sum exp(z - max) - 1), stable.
 
+    ``axis`` may be a tuple of axes (or None, all of them): the normalisation is
+    over their joint set, as ``scipy.special.log_softmax``; those axes are then
+    copied into one last axis. A 0-d input is one element (log_softmax 0.0).
     A row of all -inf has no distribution and gives NaN (as SciPy). ``out`` (the
-    input's shape and compute dtype, C-contiguous) may be ``x`` itself. Any class
-    axis is read in place (no transposed copy); a non-C-contiguous ``x`` is copied.
+    input's shape and compute dtype, C-contiguous) may be ``x`` itself. Any single
+    class axis is read in place (no transposed copy); a non-C-contiguous ``x`` is
+    copied.
     """
     return _normalize(_softmax.LOG_SOFTMAX, x, axis, out, n_threads, True)
 
@@ -390,12 +450,141 @@ def log_softmax(x, *, axis=-1, out=None, n_threads=None):
 def softmax(x, *, axis=-1, out=None, n_threads=None):
     """softmax along ``axis``: exp(z - max) / sum, one exp per element.
 
-    -inf entries get probability 0; an all -inf row gives NaN. ``out`` may be ``x``.
+    ``axis`` may be a tuple (or None) as in :func:`log_softmax`; a 0-d input gives
+    1.0. -inf entries get probability 0; an all -inf row gives NaN. ``out`` may be
+    ``x``.
     """
     return _normalize(_softmax.SOFTMAX, x, axis, out, n_threads, True)
 
 
-def logsumexp(x, *, axis=-1, n_threads=None):
-    """log sum exp along ``axis`` (max-shifted). Returns x's shape without ``axis``
-    (a numpy scalar for 1-D input). An all -inf row, or an empty axis, gives -inf."""
-    return _normalize(_softmax.LOGSUMEXP, x, axis, None, n_threads, False)
+def logsumexp(x, *, axis=-1, b=None, keepdims=False, return_sign=False, n_threads=None):
+    """log sum exp along ``axis`` (max-shifted), with scipy.special.logsumexp's
+    ``b``, ``keepdims`` and ``return_sign``.
+
+    ``axis`` is an int, a tuple of ints or None (all axes); a 0-d input is one
+    element. Returns x's shape without ``axis`` (a numpy scalar when nothing is
+    left), or with length-1 axes there when ``keepdims``. An all -inf row, or an
+    empty axis, gives -inf.
+
+    b : optional scale factors broadcastable to ``x``: log |sum b exp(x)|. Terms
+        with b = 0 are left out, whatever x holds there (inf, NaN). Without
+        ``return_sign`` a negative sum gives NaN, as in SciPy. ``b`` is brought to
+        x's shape and layout once (a copy unless it already is), and the result
+        has x's compute dtype (SciPy promotes to b's).
+    return_sign : also return the sign of the sum, +1, -1, or 0 for a sum of 0
+        (all -inf, all b = 0, or an empty axis; SciPy gives -1 for an empty axis),
+        NaN where the result is NaN.
+    """
+    if not isinstance(keepdims, (bool, np.bool_)) or not isinstance(return_sign,
+                                                                    (bool, np.bool_)):
+        raise TypeError("keepdims and return_sign must be bools")
+    array = as_data(x, "x")
+    axes = _reduced_axes(axis, array.ndim)
+    if b is None:
+        result = _normalize(_softmax.LOGSUMEXP, x, axis, None, n_threads, False)
+        sign = None
+        if return_sign:
+            sign = np.where(result == -np.inf, 0.0, 1.0).astype(array.dtype)
+            sign[np.isnan(result)] = np.nan
+    else:
+        result, sign = _weighted_logsumexp(array, b, axes, resolve_threads(n_threads))
+        if not return_sign:
+            result[sign < 0] = np.nan
+    result = _keep_dims(result, array.ndim, axes) if keepdims else result
+    if not return_sign:
+        return result[()] if result.ndim == 0 else result
+    sign = _keep_dims(sign, array.ndim, axes) if keepdims else sign
+    if result.ndim == 0:
+        return result[()], sign[()]
+    return result, sign
+
+
+def _keep_dims(values, ndim, axes):
+    return np.expand_dims(values, axes) if ndim else values.reshape(())
+
+
+def _weighted_logsumexp(array, b, axes, threads):
+    scale = as_values(b, "b", array.dtype, contiguous=False)
+    try:
+        scale = np.broadcast_to(scale, array.shape)
+    except ValueError:
+        raise ValueError(f"b of shape {scale.shape} does not broadcast to x's shape "
+                         f"{array.shape}") from None
+    merged_axes = axes or (0,)
+    rows, _ = _axes_last(array.reshape(array.shape or (1,)), merged_axes)
+    scale_rows, _ = _axes_last(scale.reshape(array.shape or (1,)), merged_axes)
+    result = np.empty(rows.shape[:-1], dtype=array.dtype)
+    sign = np.empty(rows.shape[:-1], dtype=array.dtype)
+    if rows.shape[-1] == 0:
+        result.fill(-np.inf)
+        sign.fill(0)
+    else:
+        _softmax.weighted_logsumexp(rows, scale_rows, result, sign, rows.shape[-1], threads)
+    return result, sign
+
+
+def nll_loss(log_probs, target, *, weight=None, ignore_index=-100, reduction="mean", axis=-1,
+             return_grad=False, grad_out=None, n_threads=None):
+    """torch's ``nll_loss`` on log-probabilities the caller gives.
+
+    l = -w_y log_probs[y] for each sample whose label is not ``ignore_index``; "mean"
+    divides by sum w_y over those samples (0.0 over nothing, where torch gives NaN),
+    "sum" adds, "none" returns one loss per sample (0 for ignored ones). The classes
+    lie along ``axis`` (default -1; torch's is 1), read in place for any axis.
+    The gradient is -s w_y at each target entry and 0 elsewhere; ``grad_out`` may be
+    ``log_probs`` itself. Only the target entries are read, so NaN elsewhere does
+    not propagate; -inf at a target gives +inf. Class indices outside [0, C) that
+    are not ``ignore_index`` raise ValueError. A zero class weight removes its
+    samples exactly.
+    """
+    reduction = check_reduction(reduction)
+    x = as_data(log_probs, "log_probs")
+    if x.ndim == 0:
+        raise ValueError("log_probs must have at least one dimension (the classes)")
+    class_axis = normalize_axis(axis, x.ndim)
+    n_classes = x.shape[class_axis]
+    threads = resolve_threads(n_threads)
+    ignore = check_int(ignore_index, "ignore_index")
+    target_array = as_array(target, "target")
+    if target_array.dtype.kind not in "iu":
+        raise TypeError(f"target must hold integer class indices, got dtype "
+                        f"{target_array.dtype}")
+    labels = _class_labels(target_array, x.shape, class_axis, n_classes, ignore_index)
+    class_weight = None
+    if weight is not None:
+        if np.shape(weight) != (n_classes,):
+            raise ValueError(f"weight must have shape ({n_classes},) (one per class), "
+                             f"got {np.shape(weight)}")
+        class_weight = check_small_weight(weight, "weight", x.dtype)
+    inner = math.prod(x.shape[class_axis + 1:])
+    grad = None
+    if return_grad:
+        grad = output_array(grad_out, x.shape, x.dtype, "grad_out",
+                            {"log_probs": log_probs, "target": target, "weight": weight},
+                            in_place="log_probs")
+    loss_rows = np.empty(labels.shape, dtype=x.dtype) if reduction == "none" else None
+    grad_scale, denominator = 1.0, None
+    if grad is not None and reduction == "mean":
+        denominator, bad = _softmax.label_weight_total(
+            labels, None if class_weight is None else class_weight.astype(np.float64),
+            n_classes, ignore, True, threads)
+        if bad >= 0:
+            _raise_bad_label(labels, bad, target_array.shape, n_classes)
+        grad_scale = 1.0 / denominator if denominator else 0.0
+    if n_classes == 0 and labels.size and np.any(labels != ignore):
+        raise ValueError("log_probs has 0 classes, so no class index is valid")
+    total, weight_sum, bad = _softmax.nll_labels(x, labels, class_weight, n_classes, ignore,
+                                                 loss_rows, grad, grad_scale, threads, inner) \
+        if n_classes else (0.0, 0.0, -1)
+    if bad >= 0:
+        _raise_bad_label(labels, bad, target_array.shape, n_classes)
+    if n_classes == 0:
+        for array in (grad, loss_rows):
+            if array is not None:
+                array.fill(0)
+    if reduction == "none":
+        loss = loss_rows[()] if loss_rows.ndim == 0 else loss_rows
+    else:
+        loss = finish_reduction(total, reduction,
+                                weight_sum if denominator is None else denominator)
+    return (loss, grad) if return_grad else loss
