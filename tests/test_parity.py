@@ -30,8 +30,16 @@ import numpy as np
 import pytest
 import scipy.special as sc
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+try:
+    import torch
+    F = torch.nn.functional
+except ImportError:  # the torch oracle tests skip; the others still run
+    torch = F = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
+
+# torch warns that kl_div's "mean" will change meaning; "mean" is exactly what is compared.
+pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 
 SEED = 20250117
 DTYPES = [np.float32, np.float64]
@@ -198,6 +206,7 @@ def torch_weighted_ce(logits, labels, weight, sw, reduction, eps=0.0, axis_is_1=
     return torch_value_and_grad(function, logits)
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("eps", [0.0, 0.2])
@@ -265,6 +274,7 @@ def test_ce_zero_sample_weight_silences_nan_rows(impl, rng, dtype, reduction):
     assert_close(grad[kept], clean_grad, dtype)
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_sample_weight_probability_targets_match_torch(impl, rng, dtype, reduction):
@@ -289,6 +299,7 @@ def test_ce_sample_weight_probability_targets_match_torch(impl, rng, dtype, redu
     assert_close(grad, expected_grad, dtype)
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_sample_weight_class_axis_1_matches_torch(impl, rng, dtype, reduction):
@@ -346,6 +357,7 @@ def test_ce_sample_weight_mean_over_zero_weight_is_zero(impl, rng):
 # sample_weight and log_target: kl_divergence_with_logits
 # --------------------------------------------------------------------------
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_kl_with_logits_sample_weight_matches_torch(impl, rng, dtype, reduction):
@@ -368,6 +380,7 @@ def test_kl_with_logits_sample_weight_matches_torch(impl, rng, dtype, reduction)
     assert np.all(grad[4] == 0)
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_kl_with_logits_log_target(impl, rng, dtype, reduction):
@@ -401,6 +414,7 @@ def test_kl_with_logits_log_target(impl, rng, dtype, reduction):
 POS_WEIGHT_SHAPES = [(), (4,), (1, 4), (6, 4), (6, 1)]
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("pw_shape", POS_WEIGHT_SHAPES, ids=str)
@@ -426,6 +440,7 @@ def test_bce_pos_weight_shapes_match_torch(impl, rng, dtype, reduction, pw_shape
     assert_result_dtype(loss, dtype, reduction)
 
 
+@needs_torch
 def test_bce_pos_weight_3d_and_hessian_finite_differences(impl, rng):
     """(N, d, L) logits with a (d, L) pos_weight; the Hessian against differences of the gradient."""
     bce = impl.binary_cross_entropy_with_logits
@@ -507,7 +522,7 @@ def test_binary_where_equals_loss_on_selected_elements(impl, rng, dtype, reducti
         loss, grad = function(data, target, where=where, reduction=reduction, return_grad=True,
                               **kwargs)
     # The selected elements alone, through the same implementation and in float64.
-    expected, expected_grad = impl.__dict__[name](
+    expected, expected_grad = function(
         as64(data[where]), as64(target[where]), reduction=reduction, return_grad=True,
         **{k: (as64(v) if isinstance(v, np.ndarray) else v)
            for k, v in select(kwargs, where).items()})
@@ -521,6 +536,7 @@ def test_binary_where_equals_loss_on_selected_elements(impl, rng, dtype, reducti
     assert grad.dtype == dtype
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_bce_with_logits_where_matches_torch_on_selected(impl, rng, dtype, reduction):
@@ -650,6 +666,7 @@ def test_ce_per_sample_where_equals_selected_rows(impl, rng, dtype, reduction, t
     assert_close(grad[where], expected_grad, dtype)
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_per_sample_where_matches_torch(impl, rng, dtype, reduction):
@@ -666,6 +683,7 @@ def test_ce_per_sample_where_matches_torch(impl, rng, dtype, reduction):
     assert_close(grad, expected_grad, dtype)
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_per_logit_where_is_neg_inf_logits_like_torch(impl, rng, dtype, reduction):
@@ -719,6 +737,7 @@ def test_ce_per_logit_where_gradient_is_neg_inf_gradient(impl, rng, dtype, eps):
         assert_close(grad[~where], np.full(np.count_nonzero(~where), -eps / C), dtype)
 
 
+@needs_torch
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_per_logit_where_masked_target_is_inf(impl, rng, reduction):
     cross_entropy = api(impl, "cross_entropy", "where")
@@ -774,6 +793,7 @@ def test_ce_where_all_false(impl, rng, per, targets):
     assert np.all(cross_entropy(logits, target, where=where, reduction="none") == 0)
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_per_logit_where_probability_targets(impl, rng, dtype, reduction):
@@ -804,11 +824,12 @@ def test_ce_per_logit_where_probability_targets(impl, rng, dtype, reduction):
     assert_close(grad, grad_rows * scale, dtype)  # 0 at masked classes: no target mass there
 
     # Target mass on a masked class: +inf.
-    target[0, np.flatnonzero(~where[0])[:1]] = 0.5 if (~where[0]).any() else 0.0
-    if (~where[0]).any():
-        assert cross_entropy(dirty, target, where=where, reduction="sum") == np.inf
+    row, masked_class = np.argwhere(~where)[0]
+    target[row, masked_class] = 0.5
+    assert cross_entropy(dirty, target, where=where, reduction="sum") == np.inf
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("per", ["sample", "logit"])
@@ -868,6 +889,7 @@ def test_ce_where_sample_weight_grad_finite_differences(impl, rng, reduction, ca
 # nll_loss
 # --------------------------------------------------------------------------
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", [(7, 5), (3, 5, 2, 3)], ids=str)
@@ -934,6 +956,7 @@ def test_nll_loss_grad_finite_differences(impl, rng, reduction):
 KL_REDUCTIONS = ["mean", "batchmean", "sum", "none"]
 
 
+@needs_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", KL_REDUCTIONS)
 @pytest.mark.parametrize("log_target", [False, True])
@@ -960,6 +983,7 @@ def test_kl_div_matches_torch(impl, rng, dtype, reduction, log_target, shape):
     assert grad.dtype == dtype and grad.shape == shape
 
 
+@needs_torch
 @pytest.mark.parametrize("log_target", [False, True])
 def test_kl_div_zero_target_terms_are_zero(impl, rng, log_target):
     """t = 0 (log t = -inf) gives exactly 0 and a zero gradient, even at x = -inf or NaN."""
@@ -968,7 +992,8 @@ def test_kl_div_zero_target_terms_are_zero(impl, rng, log_target):
     t = probability_targets(rng, (3, 4))
     t[0, 1] = t[2, 3] = t[1, 0] = 0.0
     x[0, 1], x[2, 3] = -np.inf, np.nan
-    target = np.log(t) if log_target else t
+    with np.errstate(divide="ignore"):
+        target = np.log(t) if log_target else t
     for reduction in KL_REDUCTIONS:
         loss, grad = kl_div(x, target, reduction=reduction, log_target=log_target,
                             return_grad=True)
@@ -984,6 +1009,7 @@ def test_kl_div_zero_target_terms_are_zero(impl, rng, log_target):
                                    rtol=1e-12)
 
 
+@needs_torch
 def test_kl_div_batchmean_and_0d(impl, rng):
     kl_div = api(impl, "kl_div")
     x = np.log(probability_targets(rng, (4, 3)))
@@ -1094,8 +1120,11 @@ def test_logsumexp_sign_special_values_match_scipy(impl, x, b, expected):
     np.testing.assert_allclose([result, sign], expected, rtol=1e-15)
     np.testing.assert_allclose([result, sign], sc.logsumexp(x, b=b, return_sign=True),
                                rtol=1e-15)
-    plain = logsumexp(x, b=b)
-    assert np.isnan(plain) if not expected[1] >= 0 else plain == expected[0]
+    plain = logsumexp(x, b=b)  # a negative (or NaN) sum gives NaN without return_sign
+    if expected[1] >= 0:
+        assert plain == expected[0]
+    else:
+        assert np.isnan(plain)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
