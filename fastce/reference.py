@@ -20,13 +20,21 @@ benchmarked against, and it is written for clarity, not speed:
   with respect to the first argument.
 * ``grad_out`` and ``out``, when given, receive the result via np.copyto and are
   returned. ``n_threads`` is accepted and ignored.
-* A "mean" over nothing (empty batch, every target ignored, zero total weight)
-  is 0.0 with a zero gradient. PyTorch gives NaN.
+* A "mean" over nothing (empty batch, every target ignored, zero total weight,
+  every element masked out by ``where``) is 0.0 with a zero gradient. PyTorch gives NaN.
+* ``sample_weight`` (cross_entropy, kl_divergence_with_logits) is one finite, non-negative
+  weight per sample, of the per-sample loss shape. It multiplies the per-sample loss and its
+  derivatives; a zero sample weight gives exactly 0 even where the logits are inf or NaN.
+* ``where`` (optax's semantics) is a bool mask. False elements (or samples) contribute exactly
+  0 to the loss and the gradient whatever the inputs hold there, are not validated, and leave
+  the mean's denominator.
 
 Validation is light. The compiled package does the full checking.
 """
 
 import functools
+import math
+import operator
 
 import numpy as np
 
@@ -46,6 +54,8 @@ __all__ = [
     "kl_divergence_with_logits",
     "js_divergence",
     "categorical_cross_entropy",
+    "nll_loss",
+    "kl_div",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -125,6 +135,71 @@ def _reduce(loss, grad, reduction, count, dtype, grad_out, hess=None):
     return result, grad, _deliver(hess, dtype, None, "hess")
 
 
+def _where_mask(where, shape):
+    """The bool mask `where` broadcast to `shape` (read-only), or None when not given."""
+    if where is None:
+        return None
+    mask = np.asarray(where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"where must be a bool array, got dtype {mask.dtype}")
+    try:
+        return np.broadcast_to(mask, shape)
+    except ValueError:
+        raise ValueError(f"where of shape {mask.shape} does not broadcast to the shape "
+                         f"{shape}") from None
+
+
+def _sample_weights(sample_weight, shape, used=None):
+    """sample_weight as float64 of the per-sample `shape`, 0 where `used` is False; None if not given.
+
+    Only the used samples are checked: each must be finite and >= 0.
+    """
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight)
+    _compute_dtype(sw, "sample_weight")
+    sw = sw.astype(np.float64)
+    if sw.shape != tuple(shape):
+        raise ValueError(f"sample_weight must have the per-sample loss shape {tuple(shape)}, "
+                         f"got {sw.shape}")
+    checked = sw if used is None else sw[used]
+    if not np.all(np.isfinite(checked) & (checked >= 0)):
+        raise ValueError("sample_weight must be finite and >= 0 (and not NaN)")
+    return sw if used is None else np.where(used, sw, 0.0)
+
+
+def _normalize_axes(axis, ndim):
+    """`axis` (an int, a tuple of ints, or None for all axes) as a tuple of distinct axes in
+    [0, ndim). A 0-d array is one element along one implicit axis: -1, 0, None and () all
+    name it, and the result is ()."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    axes = tuple(operator.index(a) for a in axes)
+    if ndim == 0:
+        if all(a in (-1, 0) for a in axes):
+            return ()
+        raise np.exceptions.AxisError(f"axis {axis!r} is out of bounds for a 0-d array")
+    return np.lib.array_utils.normalize_axis_tuple(axes, ndim)
+
+
+def _group_axes(x, axes):
+    """x with `axes` moved last and merged into one axis of their total size.
+
+    Returns (grouped, ungroup): grouped has the other axes (in order) then the merged one;
+    ungroup(values) maps an array of grouped's shape back to x's layout.
+    """
+    kept = [a for a in range(x.ndim) if a not in axes]
+    order = kept + list(axes)
+    moved = np.transpose(x, order)
+    size = math.prod(x.shape[a] for a in axes)
+    grouped = moved.reshape(moved.shape[:len(kept)] + (size,))
+
+    def ungroup(values):
+        return np.transpose(np.reshape(values, moved.shape), np.argsort(order))
+    return grouped, ungroup
+
+
 # --------------------------------------------------------------------------
 # Scalar math, elementwise
 # --------------------------------------------------------------------------
@@ -177,19 +252,33 @@ def _softmax_parts(logits):
 # Binary family (elementwise, any shape)
 # --------------------------------------------------------------------------
 
+def _masked(mask, values, fill):
+    """values where mask is True, `fill` elsewhere (values itself when there is no mask)."""
+    return values if mask is None else np.where(mask, values, fill)
+
+
+def _masked_count(mask, size):
+    """The mean's denominator of an elementwise loss: the number of unmasked elements."""
+    return size if mask is None else int(np.count_nonzero(mask))
+
+
 @_quiet
 def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None,
                                      reduction="mean", return_grad=False, grad_out=None,
-                                     n_threads=None, return_hessian=False):
+                                     n_threads=None, return_hessian=False, where=None):
     """Binary cross-entropy from logits z and targets y in [0, 1], elementwise.
 
     loss = (1 - y)·softplus(z) + pw·y·softplus(-z)
     grad = (1 - y)·σ(z) - pw·y·σ(-z)
-    both times `weight` (broadcast to the logits' shape); `pos_weight` pw broadcasts along the
-    last axis. A term whose factor (1 - y, pw·y, or weight) is 0 contributes exactly 0, so a zero
-    weight silences even a NaN logit. "mean" divides by logits.size, as torch does.
+    both times `weight` (broadcast to the logits' shape); `pos_weight` pw broadcasts to the
+    logits' shape as in torch: a scalar, (L,), (1, L), (N, L), ... A term whose factor (1 - y,
+    pw·y, or weight) is 0 contributes exactly 0, so a zero weight silences even a NaN logit.
+    "mean" divides by logits.size, as torch does.
     This is torch's (1 - y)·z + (1 + (pw - 1)·y)·softplus(-z) without its cancellation.
     With return_hessian: hess = weight·σ(z)·σ(-z)·((1 - y) + pw·y), the derivative of grad.
+    `where` (bool, broadcast to the logits' shape): False elements give exactly 0 loss,
+    gradient and Hessian whatever z, y and the weights hold there, and "mean" divides by the
+    number of True elements instead.
     """
     _check_reduction(reduction)
     logits = np.asarray(logits)
@@ -198,7 +287,16 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     y = np.asarray(target, dtype=np.float64)
     if y.shape != z.shape:
         raise ValueError(f"target must have the logits' shape {z.shape}, got {y.shape}")
-    pw = 1.0 if pos_weight is None else np.broadcast_to(np.asarray(pos_weight, np.float64), z.shape)
+    mask = _where_mask(where, z.shape)
+    z, y = _masked(mask, z, 0.0), _masked(mask, y, 0.0)
+    pw = 1.0
+    if pos_weight is not None:
+        pos_weight = np.asarray(pos_weight, np.float64)
+        try:
+            pw = np.broadcast_to(pos_weight, z.shape)
+        except ValueError:
+            raise ValueError(f"pos_weight of shape {pos_weight.shape} does not broadcast to "
+                             f"the logits' shape {z.shape}") from None
     w = 1.0 if weight is None else np.broadcast_to(np.asarray(weight, np.float64), z.shape)
 
     negative_factor = 1.0 - y
@@ -209,49 +307,56 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
         grad = _times(w, _times(negative_factor, _sigmoid(z)) - _times(positive_factor, _sigmoid(-z)))
     if return_hessian:
         hess = _times(w, _times(negative_factor + positive_factor, _sigmoid(z) * _sigmoid(-z)))
-    return _reduce(loss, grad, reduction, z.size, dtype, grad_out, hess)
+    loss, grad, hess = (None if a is None else _masked(mask, a, 0.0) for a in (loss, grad, hess))
+    return _reduce(loss, grad, reduction, _masked_count(mask, z.size), dtype, grad_out, hess)
 
 
 @_quiet
 def binary_cross_entropy(probs, target, *, weight=None, reduction="mean", return_grad=False,
-                         grad_out=None, n_threads=None):
+                         grad_out=None, n_threads=None, where=None):
     """Binary cross-entropy from probabilities p in [0, 1] and targets y in [0, 1], elementwise.
 
     loss = -(y·max(log p, -100) + (1 - y)·max(log(1 - p), -100))
     grad = (p - y) / max(p·(1 - p), 1e-12)
     both times `weight`. The clamps (torch's) keep the loss finite at p in {0, 1}; a term whose
     target factor is 0 contributes exactly 0. log(1 - p) is evaluated as log1p(-p).
-    "mean" divides by probs.size.
+    "mean" divides by probs.size. `where` (bool, broadcast to the probs' shape): False elements
+    give exactly 0 loss and gradient, are not checked, and "mean" divides by the True count.
     """
     _check_reduction(reduction)
     probs = np.asarray(probs)
     dtype = _compute_dtype(probs, "probs")
     p = probs.astype(np.float64)
+    mask = _where_mask(where, p.shape)
+    p = _masked(mask, p, 0.5)
     if not np.all((p >= 0) & (p <= 1)):
         raise ValueError("probs must lie in [0, 1] (and not be NaN)")
     y = np.asarray(target, dtype=np.float64)
     if y.shape != p.shape:
         raise ValueError(f"target must have the probs' shape {p.shape}, got {y.shape}")
+    y = _masked(mask, y, 0.0)
     w = 1.0 if weight is None else np.broadcast_to(np.asarray(weight, np.float64), p.shape)
 
     log_p = np.maximum(np.log(p), -100.0)
     log_one_minus_p = np.maximum(np.log1p(-p), -100.0)
-    loss = _times(w, -(_times(y, log_p) + _times(1.0 - y, log_one_minus_p)))
+    loss = _masked(mask, _times(w, -(_times(y, log_p) + _times(1.0 - y, log_one_minus_p))), 0.0)
     grad = None
     if return_grad:
-        grad = _times(w, (p - y) / np.maximum(p * (1.0 - p), 1e-12))
-    return _reduce(loss, grad, reduction, p.size, dtype, grad_out)
+        grad = _masked(mask, _times(w, (p - y) / np.maximum(p * (1.0 - p), 1e-12)), 0.0)
+    return _reduce(loss, grad, reduction, _masked_count(mask, p.size), dtype, grad_out)
 
 
 @_quiet
 def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=False,
-                  grad_out=None, n_threads=None, return_hessian=False):
+                  grad_out=None, n_threads=None, return_hessian=False, where=None):
     """Logistic loss for scores s and labels y in {-1, +1}, elementwise.
 
     loss = log(1 + exp(-y·s)) = softplus(-y·s)
     grad = -y·σ(-y·s)
     both times `weight` (a zero weight gives exactly 0). "mean" divides by scores.size.
     With return_hessian: hess = weight·σ(s)·σ(-s) (y² = 1).
+    `where` (bool, broadcast to the scores' shape): False elements give exactly 0 loss,
+    gradient and Hessian, are not checked, and "mean" divides by the number of True elements.
     """
     _check_reduction(reduction)
     scores = np.asarray(scores)
@@ -260,6 +365,8 @@ def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=
     y = np.asarray(target, dtype=np.float64)
     if y.shape != s.shape:
         raise ValueError(f"target must have the scores' shape {s.shape}, got {y.shape}")
+    mask = _where_mask(where, s.shape)
+    s, y = _masked(mask, s, 0.0), _masked(mask, y, 1.0)
     if not np.all((y == 1) | (y == -1)):
         raise ValueError("target: logistic_loss labels must be -1 or +1")
     w = 1.0 if weight is None else np.broadcast_to(np.asarray(weight, np.float64), s.shape)
@@ -271,12 +378,13 @@ def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=
         grad = _times(w, -y * _sigmoid(-margin))
     if return_hessian:
         hess = _times(w, _sigmoid(s) * _sigmoid(-s))
-    return _reduce(loss, grad, reduction, s.size, dtype, grad_out, hess)
+    loss, grad, hess = (None if a is None else _masked(mask, a, 0.0) for a in (loss, grad, hess))
+    return _reduce(loss, grad, reduction, _masked_count(mask, s.size), dtype, grad_out, hess)
 
 
 @_quiet
 def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean",
-                       return_grad=False, grad_out=None, n_threads=None):
+                       return_grad=False, grad_out=None, n_threads=None, where=None):
     """Focal loss of torchvision.ops.sigmoid_focal_loss for logits z and targets y in [0, 1].
 
     p = σ(z), p_t = p·y + (1 - p)·(1 - y), m = 1 - p_t = y·σ(-z) + (1 - y)·σ(z)
@@ -292,6 +400,8 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
     ±inf logits give the limits. "mean" divides by logits.size. Unlike torchvision (whose default
     reduction is "none"), the default reduction is "mean", like every fastce loss.
     gamma must be finite and >= 0, alpha <= 1 (alpha < 0: no alpha factor).
+    `where` (bool, broadcast to the logits' shape): False elements give exactly 0 loss and
+    gradient, are not checked, and "mean" divides by the number of True elements.
     """
     _check_reduction(reduction)
     alpha, gamma = float(alpha), float(gamma)
@@ -307,6 +417,8 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
     y = target.astype(np.float64)
     if y.shape != z.shape:
         raise ValueError(f"target must have the logits' shape {z.shape}, got {y.shape}")
+    mask = _where_mask(where, z.shape)
+    z, y = _masked(mask, z, 0.0), _masked(mask, y, 0.0)
     if not np.all((y >= 0) & (y <= 1)):
         raise ValueError("target must lie in [0, 1] (and not be NaN)")
 
@@ -315,15 +427,15 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
     log_m = np.logaddexp(np.log(y) + log_sigmoid_minus_z, np.log1p(-y) + log_sigmoid_z)
     modulating = np.ones_like(z) if gamma == 0 else np.exp(gamma * log_m)
     alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y) if alpha >= 0 else np.ones_like(z)
-    loss = _times(alpha_t, _times(modulating, ce))
+    loss = _masked(mask, _times(alpha_t, _times(modulating, ce)), 0.0)
 
     grad = None
     if return_grad:
         r = 1.0 / (_times(y, 1.0 + np.exp(-z)) + _times(1.0 - y, 1.0 + np.exp(z)))
         sigmoid_minus_y = _times(1.0 - y, _sigmoid(z)) - _times(y, _sigmoid(-z))
         focusing = _times(gamma * (1.0 - 2.0 * y), _times(r, ce))
-        grad = _times(alpha_t, _times(modulating, focusing + sigmoid_minus_y))
-    return _reduce(loss, grad, reduction, z.size, dtype, grad_out)
+        grad = _masked(mask, _times(alpha_t, _times(modulating, focusing + sigmoid_minus_y)), 0.0)
+    return _reduce(loss, grad, reduction, _masked_count(mask, z.size), dtype, grad_out)
 
 
 # --------------------------------------------------------------------------
@@ -333,23 +445,37 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
 @_quiet
 def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoothing=0.0,
                   reduction="mean", axis=-1, return_grad=False, grad_out=None, n_threads=None,
-                  return_hessian=False):
+                  return_hessian=False, sample_weight=None, where=None):
     """Softmax cross-entropy along `axis`, with torch.nn.functional.cross_entropy's semantics.
 
     Notation: p = softmax(z), lse = logsumexp(z), ε = label_smoothing, C classes,
-    class weights w (default 1), W = Σ_c w_c, s = the reduction's scale.
+    class weights w (default 1), W = Σ_c w_c, sample weights sw (default 1),
+    s = the reduction's scale.
 
     Integer target y (class indices; the logits' shape minus `axis`):
-        loss = (1-ε)·w_y·(lse - z_y) + (ε/C)·Σ_c w_c·(lse - z_c)
-        grad_c = s·[(1-ε)·w_y·(p_c - [c=y]) + (ε/C)·(W·p_c - w_c)]
+        loss = sw·[(1-ε)·w_y·(lse - z_y) + (ε/C)·Σ_c w_c·(lse - z_c)]
+        grad_c = s·sw·[(1-ε)·w_y·(p_c - [c=y]) + (ε/C)·(W·p_c - w_c)]
       A sample with y == ignore_index contributes exactly 0 to the loss and the gradient,
-      whatever its logits hold. "mean" divides by Σ w_y over the other samples (torch's).
+      whatever its logits hold. "mean" divides by Σ sw·w_y over the other samples (torch's
+      Σ w_y, combined with scikit-learn's sample-weighted mean).
     Float target y (class probabilities; the logits' shape):
-        y' = (1-ε)·y + ε/C,  loss = -Σ_c w_c·y'_c·log p_c,  grad_c = s·[(Σ_k w_k·y'_k)·p_c - w_c·y'_c]
-      "mean" divides by the number of samples.
+        y' = (1-ε)·y + ε/C,  loss = -sw·Σ_c w_c·y'_c·log p_c,
+        grad_c = s·sw·[(Σ_k w_k·y'_k)·p_c - w_c·y'_c]
+      "mean" divides by Σ sw over the samples (the number of samples without sample_weight).
 
     return_hessian (class indices only; probability targets raise ValueError) also returns the
-    diagonal of the Hessian, hess_c = s·p_c·(1 - p_c)·((1-ε)·w_y + (ε/C)·W), 0 for ignored samples.
+    diagonal of the Hessian, hess_c = s·sw·p_c·(1 - p_c)·((1-ε)·w_y + (ε/C)·W), 0 for ignored
+    samples (for "none", of the sum of the per-sample losses).
+
+    sample_weight: one finite weight >= 0 per sample (the per-sample loss shape). A sample with
+    sw = 0 contributes exactly 0 to the loss, gradient and Hessian, even with NaN logits.
+
+    where (bool): if where.ndim == logits.ndim it masks logits (broadcast to the logits' shape),
+    otherwise samples (broadcast to the per-sample loss shape).
+      Per sample: a False sample gives exactly 0 loss and gradient, is not checked (its label
+      and sample weight are not read), and leaves the mean's denominator.
+      Per logit: a False entry is exactly a -inf logit, whatever value it holds; its gradient
+      is what a -inf logit gets. A row with no True entry is left out like a False sample.
 
     -inf logits are masks: p_c = 0. The loss is +inf only when target mass (y, or smoothing
     with w_c > 0) falls on a masked class. A term whose factor is 0 contributes exactly 0, so
@@ -372,26 +498,37 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
 
-    if return_hessian and not np.issubdtype(target.dtype, np.integer):
+    class_indices = np.issubdtype(target.dtype, np.integer)
+    if return_hessian and not class_indices:
         raise ValueError("return_hessian needs class-index targets; probability targets have a "
                          "dense Hessian, whose diagonal alone is not returned")
+
+    # used: the samples that take part (None: all of them). Masked logits become -inf.
+    z, used = _cross_entropy_where(where, z, logits.shape, axis)
+    sw = _sample_weights(sample_weight, z.shape[:-1], used)
+    if used is not None:
+        z = np.where(used[..., None], z, 0.0)  # rows left out are never read
 
     _, shifted, exp_shifted, rest, top = _softmax_parts(z)
     log_probs = shifted - np.log1p(rest)
     probs = exp_shifted / (1.0 + rest)
 
-    if np.issubdtype(target.dtype, np.integer):
+    if class_indices:
         loss, grad, hess, count = _cross_entropy_class_indices(
             log_probs, probs, rest, top, target, w, eps, ignore_index,
-            return_grad or return_hessian, return_hessian)
+            return_grad or return_hessian, return_hessian, used, sw)
     else:
         if target.shape != logits.shape:
             raise ValueError(f"target: probability targets must have the logits' shape "
                              f"{logits.shape}, got {target.shape}")
         y = np.moveaxis(target.astype(np.float64), axis, -1)
-        if not np.all(np.isfinite(y) & (y >= 0)):
+        checked = y if used is None else y[used]
+        if not np.all(np.isfinite(checked) & (checked >= 0)):
             raise ValueError("target: probability targets must be finite and >= 0")
-        loss, grad, count = _cross_entropy_probabilities(log_probs, probs, y, w, eps, return_grad)
+        if used is not None:
+            y = np.where(used[..., None], y, 0.0)
+        loss, grad, count = _cross_entropy_probabilities(log_probs, probs, y, w, eps,
+                                                         return_grad, used, sw)
         hess = None
 
     if grad is not None:
@@ -401,15 +538,36 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     return _reduce(loss, grad, reduction, count, dtype, grad_out, hess)
 
 
+def _cross_entropy_where(where, z, logits_shape, axis):
+    """Apply cross_entropy's `where` to z (classes last): returns (z, used).
+
+    A per-logit mask (where.ndim == logits.ndim) turns the masked logits into -inf, and `used` is
+    False for the rows without a True entry; a per-sample mask is `used` itself.
+    used is None when there is no mask.
+    """
+    if where is None:
+        return z, None
+    mask = np.asarray(where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"where must be a bool array, got dtype {mask.dtype}")
+    if mask.ndim == len(logits_shape):
+        logit_mask = np.moveaxis(_where_mask(mask, logits_shape), axis, -1)
+        return np.where(logit_mask, z, -np.inf), np.any(logit_mask, axis=-1)
+    return z, np.array(_where_mask(mask, z.shape[:-1]))
+
+
 def _cross_entropy_class_indices(log_probs, probs, rest, top, target, w, eps, ignore_index,
-                                 want_grad, want_hess=False):
+                                 want_grad, want_hess=False, used=None, sw=None):
     """Per-sample loss, gradient and Hessian diagonal (classes last, or None), and the mean's
-    denominator Σ w_y."""
+    denominator Σ sw·w_y. Samples with `used` False are left out unchecked, like ignored ones."""
     n_classes = log_probs.shape[-1]
     if target.shape != log_probs.shape[:-1]:
         raise ValueError(f"target: class indices must have the logits' shape without the class "
                          f"axis {log_probs.shape[:-1]}, got {target.shape}")
-    ignored = (target == ignore_index)[..., None]
+    ignored = target == ignore_index
+    if used is not None:
+        ignored = ignored | ~used
+    ignored = ignored[..., None]
     out_of_range = ~ignored[..., 0] & ((target < 0) | (target >= n_classes))
     if np.any(out_of_range):
         position = tuple(int(i) for i in np.argwhere(out_of_range)[0])
@@ -419,12 +577,13 @@ def _cross_entropy_class_indices(log_probs, probs, rest, top, target, w, eps, ig
     w_y = w[y]
     nll_factor = (1.0 - eps) * w_y
     smoothing_factor = eps / n_classes
+    sample_factor = 1.0 if sw is None else sw[..., None]
 
     nll = -np.take_along_axis(log_probs, y, axis=-1)                        # lse - z_y
     smoothing = np.sum(_times(w, -log_probs), axis=-1, keepdims=True)       # Σ_c w_c·(lse - z_c)
     loss = _times(nll_factor, nll) + _times(smoothing_factor, smoothing)
-    loss = np.where(ignored, 0.0, loss)[..., 0]
-    count = np.sum(np.where(ignored, 0.0, w_y))
+    loss = np.where(ignored, 0.0, _times(sample_factor, loss))[..., 0]
+    count = np.sum(np.where(ignored, 0.0, _times(sample_factor, w_y)))
 
     grad = None
     if want_grad:
@@ -436,7 +595,7 @@ def _cross_entropy_class_indices(log_probs, probs, rest, top, target, w, eps, ig
                           np.where(y == top, -rest / (1.0 + rest), p_y - 1.0), axis=-1)
         grad = (_times(nll_factor, probs_minus_onehot)
                 + _times(smoothing_factor, _times(w.sum(), probs) - w))
-        grad = np.where(ignored, 0.0, grad)
+        grad = np.where(ignored, 0.0, _times(sample_factor, grad))
     hess = None
     if want_hess:
         # 1 - p_c is the mass of the other classes; for the top class that is rest/(1 + rest),
@@ -444,12 +603,13 @@ def _cross_entropy_class_indices(log_probs, probs, rest, top, target, w, eps, ig
         is_top = np.arange(n_classes) == top
         one_minus_probs = np.where(is_top, rest / (1.0 + rest), 1.0 - probs)
         hess = _times(nll_factor + smoothing_factor * w.sum(), probs * one_minus_probs)
-        hess = np.where(ignored, 0.0, hess)
+        hess = np.where(ignored, 0.0, _times(sample_factor, hess))
     return loss, grad, hess, count
 
 
-def _cross_entropy_probabilities(log_probs, probs, y, w, eps, want_grad):
-    """Per-sample loss, gradient (classes last, or None) and the mean's denominator (the sample count)."""
+def _cross_entropy_probabilities(log_probs, probs, y, w, eps, want_grad, used=None, sw=None):
+    """Per-sample loss, gradient (classes last, or None) and the mean's denominator: Σ sw over
+    the used samples (their number without sample weights)."""
     n_classes = log_probs.shape[-1]
     smoothed = (1.0 - eps) * y + eps / n_classes
     coef = w * smoothed                                                     # w_c·y'_c
@@ -457,49 +617,136 @@ def _cross_entropy_probabilities(log_probs, probs, y, w, eps, want_grad):
     grad = None
     if want_grad:
         grad = _times(np.sum(coef, axis=-1, keepdims=True), probs) - coef
-    return loss, grad, loss.size
+    if sw is not None:
+        loss = _times(sw, loss)
+        grad = None if grad is None else _times(sw[..., None], grad)
+    if used is not None:
+        loss = np.where(used, loss, 0.0)
+        grad = None if grad is None else np.where(used[..., None], grad, 0.0)
+    if sw is not None:
+        count = np.sum(sw)          # 0 where not used
+    elif used is not None:
+        count = int(np.count_nonzero(used))
+    else:
+        count = loss.size
+    return loss, grad, count
 
 
 @_quiet
 def log_softmax(x, *, axis=-1, out=None, n_threads=None):
     """log_softmax(x)_c = x_c - logsumexp(x) = (x_c - max x) - log1p(rest), along `axis`.
 
-    -inf entries give -inf; a row of all -inf gives NaN (no distribution).
+    `axis` is an int, a tuple of ints or None (all axes): the normalisation runs over the
+    joint set of those axes, as scipy.special.log_softmax. A 0-d input gives 0.0.
+    -inf entries give -inf; a set of all -inf gives NaN (no distribution).
     """
     x = np.asarray(x)
     dtype = _compute_dtype(x, "x")
-    logits = np.moveaxis(x.astype(np.float64), axis, -1)
+    logits, ungroup = _group_axes(x.astype(np.float64), _normalize_axes(axis, x.ndim))
     _, shifted, _, rest, _ = _softmax_parts(logits)
-    return _deliver(np.moveaxis(shifted - np.log1p(rest), -1, axis), dtype, out, "out")
+    return _deliver(ungroup(shifted - np.log1p(rest)), dtype, out, "out")
 
 
 @_quiet
 def softmax(x, *, axis=-1, out=None, n_threads=None):
     """softmax(x)_c = exp(x_c - max x) / Σ_k exp(x_k - max x), along `axis`.
 
-    -inf entries give 0; a row of all -inf gives NaN (no distribution).
+    `axis` is an int, a tuple of ints or None (all axes): the normalisation runs over the
+    joint set of those axes, as scipy.special.softmax. A 0-d input gives 1.0.
+    -inf entries give 0; a set of all -inf gives NaN (no distribution).
     """
     x = np.asarray(x)
     dtype = _compute_dtype(x, "x")
-    logits = np.moveaxis(x.astype(np.float64), axis, -1)
+    logits, ungroup = _group_axes(x.astype(np.float64), _normalize_axes(axis, x.ndim))
     _, _, exp_shifted, rest, _ = _softmax_parts(logits)
-    return _deliver(np.moveaxis(exp_shifted / (1.0 + rest), -1, axis), dtype, out, "out")
+    return _deliver(ungroup(exp_shifted / (1.0 + rest)), dtype, out, "out")
 
 
 @_quiet
-def logsumexp(x, *, axis=-1, n_threads=None):
-    """logsumexp(x) = log Σ_c exp(x_c) = max x + log1p(rest), along `axis`.
+def logsumexp(x, *, axis=-1, b=None, keepdims=False, return_sign=False, n_threads=None):
+    """logsumexp(x) = log |Σ b·exp(x)| over `axis`, with scipy.special.logsumexp's semantics.
 
-    Returns x's shape without `axis` (a NumPy scalar of the compute dtype when 0-d).
-    A row of all -inf gives -inf, a row containing +inf gives +inf (as scipy), NaN propagates.
+    `axis`: an int, a tuple of ints, or None (all axes); a 0-d input is one element (axis -1,
+    0, None or ()). Without b: max x + log1p(rest), the top term being exactly 1.
+    With b (broadcast to x's shape; terms with b == 0 are left out, even where x is +inf or
+    NaN): m = max x over the other terms, top = one term at m,
+        r = Σ_{k != top} b_k·exp(x_k - m) / b_top,
+        result = m + log|b_top| + log|1 + r|   (log1p(r) for r > -1),
+        sign = sign(b_top)·sign(1 + r)
+    (log|Σ b·exp(x - m)| + m where r overflows).
+    return_sign=True returns (result, sign), sign in {-1, 0, +1}: a zero sum (all terms -inf,
+    or cancelling, or none) gives (-inf, 0). Without it a negative sum gives NaN.
+    +inf terms: +inf with the sign of their b (NaN if their b have both signs); NaN
+    propagates (NaN sign). keepdims keeps the reduced axes with length 1.
+    The result (and sign) have the compute dtype (float32 for float32 x, float64 for float64);
+    a 0-d result is a NumPy scalar.
     """
     x = np.asarray(x)
     dtype = _compute_dtype(x, "x")
-    logits = np.moveaxis(x.astype(np.float64), axis, -1)
-    row_max, _, _, rest, _ = _softmax_parts(logits)
-    # An infinite row_max is the answer itself; shifting by it would give inf - inf.
-    result = np.where(np.isinf(row_max), row_max, row_max + np.log1p(rest))[..., 0]
-    return result.astype(dtype)[()]
+    axes = _normalize_axes(axis, x.ndim)
+    values, _ = _group_axes(x.astype(np.float64), axes)
+    if b is None:
+        row_max, _, _, rest, _ = _softmax_parts(values)
+        # An infinite row_max is the answer itself; shifting by it would give inf - inf.
+        result = np.where(np.isinf(row_max), row_max, row_max + np.log1p(rest))[..., 0]
+        sign = np.where(np.isnan(result), np.nan, np.where(result == -np.inf, 0.0, 1.0))
+    else:
+        b = np.asarray(b)
+        _compute_dtype(b, "b")
+        try:
+            scale = np.broadcast_to(b.astype(np.float64), x.shape)
+        except ValueError:
+            raise ValueError(f"b of shape {b.shape} does not broadcast to x's shape "
+                             f"{x.shape}") from None
+        result, sign = _signed_logsumexp(values, _group_axes(scale, axes)[0])
+    if not return_sign:
+        result = np.where(sign < 0, np.nan, result)
+    if keepdims:
+        result, sign = np.expand_dims(result, axes), np.expand_dims(sign, axes)
+    result = result.astype(dtype)[()]
+    return (result, sign.astype(dtype)[()]) if return_sign else result
+
+
+def _signed_logsumexp(x, b):
+    """(log|Σ b·exp(x)|, sign of the sum) along the last axis, terms with b == 0 left out."""
+    active = b != 0
+    x = np.where(active, x, -np.inf)
+    b = np.where(active, b, 0.0)
+    has_nan = np.any(np.isnan(x) | np.isnan(b), axis=-1)
+    x = np.where(np.isnan(x), -np.inf, x)
+    m = np.max(x, axis=-1, keepdims=True, initial=-np.inf)
+    finite_m = np.isfinite(m)
+
+    # Finite maximum: the top term is b_top exactly; the others are scaled by it.
+    safe_m = np.where(finite_m, m, 0.0)
+    top = np.argmax(x, axis=-1)[..., None] if x.shape[-1] else np.zeros(m.shape, np.intp)
+    b_top = np.take_along_axis(b, top, axis=-1) if x.shape[-1] else np.zeros(m.shape)
+    terms = b * np.exp(x - safe_m)
+    terms = np.where(np.arange(x.shape[-1]) == top, 0.0, terms)
+    rest = np.sum(terms, axis=-1, keepdims=True)
+    r = rest / b_top
+    log_one_plus_r = np.where(r > -1, np.log1p(r), np.log(-1.0 - r))
+    result = safe_m + np.log(np.abs(b_top)) + log_one_plus_r
+    sign = np.sign(b_top) * np.sign(1.0 + r)
+    total = b_top + rest                                  # where r overflows (tiny b_top)
+    overflow = ~np.isfinite(r)
+    result = np.where(overflow, safe_m + np.log(np.abs(total)), result)
+    sign = np.where(overflow, np.sign(total), sign)
+    result = np.where(sign == 0, -np.inf, result)
+
+    # +inf maximum: the sign of the b at the +inf terms, NaN if they disagree.
+    at_inf = x == np.inf
+    positive = np.any(at_inf & (b > 0), axis=-1, keepdims=True)
+    negative = np.any(at_inf & (b < 0), axis=-1, keepdims=True)
+    inf_sign = np.where(positive & negative, np.nan, np.where(positive, 1.0, -1.0))
+    result = np.where(m == np.inf, np.where(np.isnan(inf_sign), np.nan, np.inf), result)
+    sign = np.where(m == np.inf, inf_sign, sign)
+    # -inf maximum (no term left, or all -inf): an empty sum.
+    result = np.where(m == -np.inf, -np.inf, result)
+    sign = np.where(m == -np.inf, 0.0, sign)
+
+    result, sign = result[..., 0], sign[..., 0]
+    return np.where(has_nan, np.nan, result), np.where(has_nan, np.nan, sign)
 
 
 @_quiet
@@ -602,11 +849,17 @@ def kl_divergence(p, q, *, axis=-1, base=None, reduction="mean", n_threads=None)
 
 @_quiet
 def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_grad=False,
-                              grad_out=None, n_threads=None):
+                              grad_out=None, n_threads=None, sample_weight=None,
+                              log_target=False):
     """KL(p || softmax(logits)) = Σ p·(log p - log_softmax(logits)) along `axis`, for distillation.
 
-    grad (with respect to logits) = s·((Σ p)·softmax(logits) - p), s = 1/n_rows for "mean"
-    (torch's kl_div(log_softmax(logits), p, reduction="batchmean") for 2-D input), else 1.
+    grad (with respect to logits) = s·sw·((Σ p)·softmax(logits) - p), s = 1/Σ sw for "mean"
+    (1/n_rows without sample weights: torch's kl_div(log_softmax(logits), p,
+    reduction="batchmean") for 2-D input), else 1.
+    sample_weight sw (one finite weight >= 0 per row, the per-row loss shape) multiplies each
+    row's loss and gradient; a row with sw = 0 gives exactly 0, even with NaN logits.
+    log_target=True: p holds log-probabilities (<= 0, -inf allowed, not NaN); the terms are
+    exp(p)·(p - log_softmax(logits)), the same as passing exp(p).
     A term with p = 0 is 0. -inf logits are masks: a masked class with p = 0 contributes 0 to
     the loss and the gradient; with p > 0 the loss is +inf. A row of all -inf logits has no
     distribution (NaN). p must lie in [0, 1], with the logits' shape; the logits set the dtype.
@@ -614,18 +867,35 @@ def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_gr
     _check_reduction(reduction)
     logits = np.asarray(logits)
     dtype = _compute_dtype(logits, "logits")
-    x = _distributions(p, "p", axis)
+    if log_target:
+        log_p = np.asarray(p)
+        _compute_dtype(log_p, "p")
+        log_x = np.moveaxis(log_p.astype(np.float64), axis, -1)
+        if not np.all(log_x <= 0):
+            raise ValueError("p: log-probabilities (log_target=True) must be <= 0 (and not NaN)")
+        x = np.exp(log_x)
+    else:
+        x = _distributions(p, "p", axis)
+        log_x = np.log(x)
     _same_shape(logits, p, "logits", "p")
     z = np.moveaxis(logits.astype(np.float64), axis, -1)
+    sw = _sample_weights(sample_weight, z.shape[:-1])
 
     _, shifted, exp_shifted, rest, _ = _softmax_parts(z)
     log_q = shifted - np.log1p(rest)
-    rows = np.sum(_times(x, np.log(x) - log_q), axis=-1)
+    rows = np.sum(_times(x, log_x - log_q), axis=-1)
     grad = None
     if return_grad:
         probs = exp_shifted / (1.0 + rest)
-        grad = np.moveaxis(_times(np.sum(x, axis=-1, keepdims=True), probs) - x, -1, axis)
-    return _reduce(rows, grad, reduction, rows.size, dtype, grad_out)
+        grad = _times(np.sum(x, axis=-1, keepdims=True), probs) - x
+    count = rows.size
+    if sw is not None:
+        rows = _times(sw, rows)
+        grad = None if grad is None else _times(sw[..., None], grad)
+        count = np.sum(sw)
+    if grad is not None:
+        grad = np.moveaxis(grad, -1, axis)
+    return _reduce(rows, grad, reduction, count, dtype, grad_out)
 
 
 @_quiet
@@ -664,3 +934,98 @@ def categorical_cross_entropy(p, q, *, axis=-1, reduction="mean", n_threads=None
     y = _distributions(q, "q", axis)
     rows = -np.sum(_times(x, np.maximum(np.log(y), -100.0)), axis=-1)
     return _reduce(rows, None, reduction, rows.size, dtype, None)
+
+
+# --------------------------------------------------------------------------
+# torch's nll_loss and kl_div (inputs already log-probabilities)
+# --------------------------------------------------------------------------
+
+@_quiet
+def nll_loss(log_probs, target, *, weight=None, ignore_index=-100, reduction="mean", axis=-1,
+             return_grad=False, grad_out=None, n_threads=None):
+    """Negative log-likelihood of class indices y on log-probabilities x along `axis`: torch's nll_loss.
+
+    loss = -w_y·x_y            (0 for y == ignore_index, whatever x holds; also 0 where w_y = 0)
+    grad_c = -s·w_y·[c = y]    (s = 1/Σ w_y for "mean", else 1)
+    "mean" divides by Σ w_y over the non-ignored samples (0.0 over nothing). x is taken as
+    given (not checked to be normalised or <= 0): -inf at the target gives +inf. torch's class
+    axis is 1: pass axis=1 for its (N, C, d1, ...) layout. Labels outside [0, C) other than
+    ignore_index raise ValueError; target must be integer (else TypeError).
+    """
+    _check_reduction(reduction)
+    log_probs = np.asarray(log_probs)
+    target = np.asarray(target)
+    dtype = _compute_dtype(log_probs, "log_probs")
+    if not np.issubdtype(target.dtype, np.integer):
+        raise TypeError(f"target: nll_loss needs integer class indices, got dtype {target.dtype}")
+    x = np.moveaxis(log_probs.astype(np.float64), axis, -1)
+    n_classes = x.shape[-1]
+    if n_classes == 0:
+        raise ValueError("log_probs: the class axis is empty")
+    w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    if w.shape != (n_classes,):
+        raise ValueError(f"weight must have shape ({n_classes},), got {w.shape}")
+    if target.shape != x.shape[:-1]:
+        raise ValueError(f"target: class indices must have the log_probs' shape without the "
+                         f"class axis {x.shape[:-1]}, got {target.shape}")
+    ignored = target == ignore_index
+    out_of_range = ~ignored & ((target < 0) | (target >= n_classes))
+    if np.any(out_of_range):
+        position = tuple(int(i) for i in np.argwhere(out_of_range)[0])
+        raise ValueError(f"target: class index {target[position]} at position {position} "
+                         f"is out of range [0, {n_classes})")
+    y = np.where(ignored, 0, target)[..., None].astype(np.intp)
+    w_y = np.where(ignored, 0.0, w[y[..., 0]])
+    picked = np.take_along_axis(x, y, axis=-1)[..., 0]
+    loss = _times(w_y, -picked)
+    grad = None
+    if return_grad:
+        grad = np.zeros_like(x)
+        np.put_along_axis(grad, y, -w_y[..., None], axis=-1)
+        grad = np.moveaxis(grad, -1, axis)
+    return _reduce(loss, grad, reduction, np.sum(w_y), dtype, grad_out)
+
+
+_KL_DIV_REDUCTIONS = ("mean", "sum", "none", "batchmean")
+
+
+@_quiet
+def kl_div(input, target, *, reduction="mean", log_target=False, return_grad=False,
+           grad_out=None, n_threads=None):
+    """torch's elementwise kl_div: `input` x holds log-probabilities, `target` t probabilities.
+
+    pointwise = t·(log t - x)             (log_target=True: exp(t)·(t - x))
+    grad      = -s·t                      (log_target=True: -s·exp(t))
+    with s the reduction's scale. A term with t = 0 (log_target: exp(t) = 0, e.g. t = -inf) is
+    exactly 0 with a zero gradient, even where x is -inf or NaN (torch gives NaN for NaN x).
+    reduction: "none" (the pointwise terms, input's shape), "sum", "mean" (sum / input.size)
+    or "batchmean" (sum / input.shape[0], 1 for a 0-d input); a mean over nothing is 0.0.
+    target must have input's shape, be finite and >= 0 (log_target: not NaN and < +inf).
+    """
+    if not isinstance(reduction, str) or reduction not in _KL_DIV_REDUCTIONS:
+        raise ValueError(f"reduction must be 'mean', 'batchmean', 'sum' or 'none', "
+                         f"got {reduction!r}")
+    x_in = np.asarray(input)
+    dtype = _compute_dtype(x_in, "input")
+    t_in = np.asarray(target)
+    _compute_dtype(t_in, "target")
+    if t_in.shape != x_in.shape:
+        raise ValueError(f"target must have the input's shape {x_in.shape}, got {t_in.shape}")
+    x = x_in.astype(np.float64)
+    t = t_in.astype(np.float64)
+    if log_target:
+        if not np.all(t < np.inf):
+            raise ValueError("target: log-probabilities (log_target=True) must be < +inf "
+                             "(and not NaN)")
+        factor, log_t = np.exp(t), t
+    else:
+        if not np.all(np.isfinite(t) & (t >= 0)):
+            raise ValueError("target must be finite and >= 0 (and not NaN)")
+        factor, log_t = t, np.log(t)
+    pointwise = _times(factor, log_t - x)
+    grad = np.where(factor == 0, 0.0, -factor) if return_grad else None
+    if reduction == "batchmean":
+        reduction, count = "mean", (x.shape[0] if x.ndim else 1)
+    else:
+        count = x.size
+    return _reduce(pointwise, grad, reduction, count, dtype, grad_out)
