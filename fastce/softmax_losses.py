@@ -355,13 +355,13 @@ def _raise_bad_label(labels, bad_row, target_shape, n_classes):
 
 def _reduced_axes(axis, ndim):
     """``axis`` (an int, a tuple of ints, or None for all) as a sorted tuple of
-    distinct non-negative axes. A 0-d array is one element along axis -1, 0,
-    None or (), as in SciPy."""
+    distinct non-negative axes; () reduces nothing (each element on its own,
+    as NumPy and SciPy). A 0-d array is one element along axis -1, 0, None
+    or ()."""
     if ndim == 0:
-        if axis is None or (isinstance(axis, tuple) and len(axis) <= 1
-                            and all(normalize_axis(a, 1) == 0 for a in axis)):
-            return ()
-        normalize_axis(axis, 1)
+        if not (axis is None or isinstance(axis, tuple) and not axis):
+            for single in axis if isinstance(axis, tuple) else (axis,):
+                normalize_axis(single, 1)
         return ()
     if axis is None:
         return tuple(range(ndim))
@@ -369,15 +369,16 @@ def _reduced_axes(axis, ndim):
         axes = tuple(normalize_axis(a, ndim) for a in axis)
         if len(set(axes)) != len(axes):
             raise ValueError(f"axis={axis!r} repeats an axis")
-        if not axes:
-            raise ValueError("axis=() reduces nothing; give at least one axis")
         return tuple(sorted(axes))
     return (normalize_axis(axis, ndim),)
 
 
 def _axes_last(array, axes):
     """``array`` with ``axes`` moved last and merged into one, C-contiguous
-    (a view when they already are the last axes of a C-contiguous array)."""
+    (a view when they already are the last axes of a C-contiguous array), and
+    the moved shape. No axes give a last axis of length 1."""
+    if not axes:
+        return np.ascontiguousarray(array).reshape(array.shape + (1,)), array.shape + (1,)
     moved = np.moveaxis(array, axes, tuple(range(array.ndim - len(axes), array.ndim)))
     merged = moved.shape[:array.ndim - len(axes)] + (math.prod(moved.shape[array.ndim
                                                                            - len(axes):]),)
@@ -415,7 +416,7 @@ def _normalize_merged(mode, array, x, axes, out, threads, out_is_rows):
     and merged (one copy unless they already are last), normalised as one."""
     if out_is_rows:
         result = output_array(out, array.shape, array.dtype, "out", {"x": x}, in_place="x")
-    rows, moved_shape = _axes_last(array.reshape(array.shape or (1,)), axes or (0,))
+    rows, moved_shape = _axes_last(array, axes)
     n_classes = rows.shape[-1]
     if not out_is_rows:
         if n_classes == 0:
@@ -426,10 +427,12 @@ def _normalize_merged(mode, array, x, axes, out, threads, out_is_rows):
     values = np.empty(rows.shape, dtype=array.dtype)
     if n_classes:
         _softmax.normalize(mode, rows, values, n_classes, threads, 1)
-    kept = len(moved_shape) - len(axes or (0,))
-    back = np.moveaxis(values.reshape(moved_shape), tuple(range(kept, len(moved_shape))),
-                       axes or (0,))
-    np.copyto(result, back.reshape(array.shape))
+    if not axes:
+        np.copyto(result, values.reshape(array.shape))
+        return result
+    kept = len(moved_shape) - len(axes)
+    back = np.moveaxis(values.reshape(moved_shape), tuple(range(kept, len(moved_shape))), axes)
+    np.copyto(result, back)
     return result
 
 
@@ -500,7 +503,7 @@ def logsumexp(x, *, axis=-1, b=None, keepdims=False, return_sign=False, n_thread
 
 
 def _keep_dims(values, ndim, axes):
-    return np.expand_dims(values, axes) if ndim else values.reshape(())
+    return np.expand_dims(values, axes) if ndim and axes else values
 
 
 def _weighted_logsumexp(array, b, axes, threads):
@@ -510,9 +513,8 @@ def _weighted_logsumexp(array, b, axes, threads):
     except ValueError:
         raise ValueError(f"b of shape {scale.shape} does not broadcast to x's shape "
                          f"{array.shape}") from None
-    merged_axes = axes or (0,)
-    rows, _ = _axes_last(array.reshape(array.shape or (1,)), merged_axes)
-    scale_rows, _ = _axes_last(scale.reshape(array.shape or (1,)), merged_axes)
+    rows, _ = _axes_last(array, axes)
+    scale_rows, _ = _axes_last(scale, axes)
     result = np.empty(rows.shape[:-1], dtype=array.dtype)
     sign = np.empty(rows.shape[:-1], dtype=array.dtype)
     if rows.shape[-1] == 0:

@@ -1,9 +1,7 @@
 """Parity with the peers: the "parity" features checked on fastce.reference AND fastce.
 
-Every test runs on both implementations (the ``impl`` fixture). The compiled package may not
-have a feature yet: its tests are then *skipped* (never on the reference, where a missing
-feature is a failure), so the suite is green against the reference alone and turns into a
-real check of the kernels as soon as they grow the keyword.
+Every test runs on both implementations (the ``impl`` fixture); a missing function or
+keyword, or a probe call that raises, fails the test on either.
 
 Oracles:
 - PyTorch in float64 (values; gradients through autograd): cross_entropy, nll_loss, kl_div,
@@ -62,31 +60,23 @@ def is_reference(impl):
 
 
 def api(impl, name, *keywords):
-    """impl.<name>, after checking that it takes `keywords`.
-
-    A gap in the compiled package skips the test (the feature is not merged yet);
-    a gap in the reference fails it.
-    """
+    """impl.<name>, after checking that it takes `keywords` (a gap fails the test)."""
     function = getattr(impl, name, None)
     missing = [] if function is not None else [name]
     if function is not None:
         parameters = inspect.signature(function).parameters
         missing = [k for k in keywords if k not in parameters]
     if missing:
-        if is_reference(impl):
-            pytest.fail(f"fastce.reference.{name} lacks {missing}")
-        pytest.skip(f"compiled fastce.{name} lacks {missing} (not merged yet)")
+        pytest.fail(f"{impl.__name__}.{name} lacks {missing}")
     return function
 
 
 def requires(impl, probe, what):
-    """Skip on the compiled package when `probe()` raises: `what` is not there yet."""
-    if is_reference(impl):
-        return
+    """Fail with a clear message when `probe()` raises: `what` is not supported."""
     try:
         probe()
-    except Exception as error:  # noqa: BLE001 - any failure means "not implemented yet"
-        pytest.skip(f"compiled fastce lacks {what} (not merged yet): {error!r}")
+    except Exception as error:  # noqa: BLE001 - any failure means "not supported"
+        pytest.fail(f"{impl.__name__} does not support {what}: {error!r}")
 
 
 @pytest.fixture
