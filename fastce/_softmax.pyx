@@ -1394,21 +1394,30 @@ cdef void _weighted_lse_row(const floating* x__c, const floating* b__c, Py_ssize
         result[0], sign[0] = -INFINITY, 0.0
 
 
+cdef void _weighted_lse_rows(const floating* x, const floating* b, floating* out,
+                             floating* sign_out, Py_ssize_t n_classes, Py_ssize_t row_start,
+                             Py_ssize_t row_stop) noexcept nogil:
+    # The row results are locals of this (per-block) function: inside the
+    # prange body, taking their address would make them shared between threads.
+    cdef Py_ssize_t row
+    cdef double result, sign
+    for row in range(row_start, row_stop):
+        _weighted_lse_row(x + row * n_classes, b + row * n_classes, n_classes, &result, &sign)
+        out[row] = <floating>result
+        sign_out[row] = <floating>sign
+
+
 cdef void _run_weighted_lse(const floating* x, const floating* b, floating* out,
                             floating* sign_out, Py_ssize_t n_rows, Py_ssize_t n_classes,
                             int n_threads) noexcept nogil:
     cdef Py_ssize_t block_rows = rows_per_block(n_classes)
     cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
-    cdef Py_ssize_t block, row
-    cdef double result, sign
+    cdef Py_ssize_t block
     for block in prange(n_blocks, num_threads=threads, schedule="static",
                         use_threads_if=threads > 1):
-        for row in range(block * block_rows, min((block + 1) * block_rows, n_rows)):
-            _weighted_lse_row(x + row * n_classes, b + row * n_classes, n_classes, &result,
-                              &sign)
-            out[row] = <floating>result
-            sign_out[row] = <floating>sign
+        _weighted_lse_rows(x, b, out, sign_out, n_classes, block * block_rows,
+                           min((block + 1) * block_rows, n_rows))
 
 
 def weighted_logsumexp(x, b, out, sign_out, Py_ssize_t n_classes, int n_threads):
