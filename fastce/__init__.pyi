@@ -21,6 +21,7 @@ from fastce.information import (
     categorical_cross_entropy as categorical_cross_entropy,
     entropy as entropy,
     js_divergence as js_divergence,
+    kl_div as kl_div,
     kl_divergence as kl_divergence,
     kl_divergence_with_logits as kl_divergence_with_logits,
 )
@@ -33,6 +34,7 @@ from fastce.softmax_losses import (
     cross_entropy as cross_entropy,
     log_softmax as log_softmax,
     logsumexp as logsumexp,
+    nll_loss as nll_loss,
     softmax as softmax,
 )
 
@@ -42,6 +44,7 @@ __all__ = [
     "logistic_loss",
     "sigmoid_focal_loss",
     "cross_entropy",
+    "nll_loss",
     "log_softmax",
     "softmax",
     "logsumexp",
@@ -52,6 +55,7 @@ __all__ = [
     "kl_divergence_with_logits",
     "js_divergence",
     "categorical_cross_entropy",
+    "kl_div",
     "profile",
     "ProfileAccumulator",
     "ProfileReport",

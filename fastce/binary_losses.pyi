@@ -29,6 +29,7 @@ def binary_cross_entropy_with_logits(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[False] = ...,
+    where: ArrayLike | None = ...,
 ) -> np.float64: ...
 @overload
 def binary_cross_entropy_with_logits(
@@ -42,6 +43,7 @@ def binary_cross_entropy_with_logits(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[False] = ...,
+    where: ArrayLike | None = ...,
 ) -> _FloatArray: ...
 @overload
 def binary_cross_entropy_with_logits(
@@ -55,6 +57,7 @@ def binary_cross_entropy_with_logits(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[False] = ...,
+    where: ArrayLike | None = ...,
 ) -> tuple[np.float64, _FloatArray]: ...
 @overload
 def binary_cross_entropy_with_logits(
@@ -68,6 +71,7 @@ def binary_cross_entropy_with_logits(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[False] = ...,
+    where: ArrayLike | None = ...,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 @overload
 def binary_cross_entropy_with_logits(
@@ -81,6 +85,7 @@ def binary_cross_entropy_with_logits(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[True],
+    where: ArrayLike | None = ...,
 ) -> tuple[np.float64, _FloatArray, _FloatArray]: ...
 @overload
 def binary_cross_entropy_with_logits(
@@ -94,6 +99,7 @@ def binary_cross_entropy_with_logits(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[True],
+    where: ArrayLike | None = ...,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray]: ...
 @overload
 def binary_cross_entropy_with_logits(
@@ -107,6 +113,7 @@ def binary_cross_entropy_with_logits(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: bool = ...,
+    where: ArrayLike | None = ...,
 ) -> Any: ...
 
 @overload
@@ -119,6 +126,7 @@ def binary_cross_entropy(
     return_grad: Literal[False] = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> np.float64: ...
 @overload
 def binary_cross_entropy(
@@ -130,6 +138,7 @@ def binary_cross_entropy(
     return_grad: Literal[False] = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> _FloatArray: ...
 @overload
 def binary_cross_entropy(
@@ -141,6 +150,7 @@ def binary_cross_entropy(
     return_grad: Literal[True],
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> tuple[np.float64, _FloatArray]: ...
 @overload
 def binary_cross_entropy(
@@ -152,6 +162,7 @@ def binary_cross_entropy(
     return_grad: Literal[True],
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 @overload
 def binary_cross_entropy(
@@ -163,6 +174,7 @@ def binary_cross_entropy(
     return_grad: bool = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> Any: ...
 
 @overload
@@ -176,6 +188,7 @@ def logistic_loss(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[False] = ...,
+    where: ArrayLike | None = ...,
 ) -> np.float64: ...
 @overload
 def logistic_loss(
@@ -188,6 +201,7 @@ def logistic_loss(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[False] = ...,
+    where: ArrayLike | None = ...,
 ) -> _FloatArray: ...
 @overload
 def logistic_loss(
@@ -200,6 +214,7 @@ def logistic_loss(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[False] = ...,
+    where: ArrayLike | None = ...,
 ) -> tuple[np.float64, _FloatArray]: ...
 @overload
 def logistic_loss(
@@ -212,6 +227,7 @@ def logistic_loss(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[False] = ...,
+    where: ArrayLike | None = ...,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 @overload
 def logistic_loss(
@@ -224,6 +240,7 @@ def logistic_loss(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[True],
+    where: ArrayLike | None = ...,
 ) -> tuple[np.float64, _FloatArray, _FloatArray]: ...
 @overload
 def logistic_loss(
@@ -236,6 +253,7 @@ def logistic_loss(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: Literal[True],
+    where: ArrayLike | None = ...,
 ) -> tuple[_FloatArray, _FloatArray, _FloatArray]: ...
 @overload
 def logistic_loss(
@@ -248,6 +266,7 @@ def logistic_loss(
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
     return_hessian: bool = ...,
+    where: ArrayLike | None = ...,
 ) -> Any: ...
 
 @overload
@@ -261,6 +280,7 @@ def sigmoid_focal_loss(
     return_grad: Literal[False] = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> np.float64: ...
 @overload
 def sigmoid_focal_loss(
@@ -273,6 +293,7 @@ def sigmoid_focal_loss(
     return_grad: Literal[False] = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> _FloatArray: ...
 @overload
 def sigmoid_focal_loss(
@@ -285,6 +306,7 @@ def sigmoid_focal_loss(
     return_grad: Literal[True],
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> tuple[np.float64, _FloatArray]: ...
 @overload
 def sigmoid_focal_loss(
@@ -297,6 +319,7 @@ def sigmoid_focal_loss(
     return_grad: Literal[True],
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 @overload
 def sigmoid_focal_loss(
@@ -309,6 +332,7 @@ def sigmoid_focal_loss(
     return_grad: bool = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    where: ArrayLike | None = ...,
 ) -> Any: ...
 
 def sigmoid(

@@ -7,6 +7,7 @@ from numpy.typing import ArrayLike, NDArray
 
 _FloatArray = NDArray[np.floating[Any]]
 _Reduce = Literal["mean", "sum"]
+_KLDivReduce = Literal["mean", "batchmean", "sum"]
 
 __all__ = [
     "entropy",
@@ -14,6 +15,7 @@ __all__ = [
     "kl_divergence_with_logits",
     "js_divergence",
     "categorical_cross_entropy",
+    "kl_div",
 ]
 
 @overload
@@ -144,6 +146,8 @@ def kl_divergence_with_logits(
     return_grad: Literal[False] = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    sample_weight: ArrayLike | None = ...,
+    log_target: bool = ...,
 ) -> np.float64: ...
 @overload
 def kl_divergence_with_logits(
@@ -155,6 +159,8 @@ def kl_divergence_with_logits(
     return_grad: Literal[False] = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    sample_weight: ArrayLike | None = ...,
+    log_target: bool = ...,
 ) -> _FloatArray: ...
 @overload
 def kl_divergence_with_logits(
@@ -166,6 +172,8 @@ def kl_divergence_with_logits(
     return_grad: Literal[True],
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    sample_weight: ArrayLike | None = ...,
+    log_target: bool = ...,
 ) -> tuple[np.float64, _FloatArray]: ...
 @overload
 def kl_divergence_with_logits(
@@ -177,6 +185,8 @@ def kl_divergence_with_logits(
     return_grad: Literal[True],
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,
+    sample_weight: ArrayLike | None = ...,
+    log_target: bool = ...,
 ) -> tuple[_FloatArray, _FloatArray]: ...
 @overload
 def kl_divergence_with_logits(
@@ -185,6 +195,64 @@ def kl_divergence_with_logits(
     *,
     axis: int = ...,
     reduction: str = ...,
+    return_grad: bool = ...,
+    grad_out: NDArray[Any] | None = ...,
+    n_threads: int | None = ...,
+    sample_weight: ArrayLike | None = ...,
+    log_target: bool = ...,
+) -> Any: ...
+
+@overload
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: _KLDivReduce = ...,
+    log_target: bool = ...,
+    return_grad: Literal[False] = ...,
+    grad_out: NDArray[Any] | None = ...,
+    n_threads: int | None = ...,
+) -> np.float64: ...
+@overload
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: Literal["none"],
+    log_target: bool = ...,
+    return_grad: Literal[False] = ...,
+    grad_out: NDArray[Any] | None = ...,
+    n_threads: int | None = ...,
+) -> _FloatArray: ...
+@overload
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: _KLDivReduce = ...,
+    log_target: bool = ...,
+    return_grad: Literal[True],
+    grad_out: NDArray[Any] | None = ...,
+    n_threads: int | None = ...,
+) -> tuple[np.float64, _FloatArray]: ...
+@overload
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: Literal["none"],
+    log_target: bool = ...,
+    return_grad: Literal[True],
+    grad_out: NDArray[Any] | None = ...,
+    n_threads: int | None = ...,
+) -> tuple[_FloatArray, _FloatArray]: ...
+@overload
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    reduction: str = ...,
+    log_target: bool = ...,
     return_grad: bool = ...,
     grad_out: NDArray[Any] | None = ...,
     n_threads: int | None = ...,

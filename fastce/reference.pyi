@@ -13,6 +13,7 @@ from fastce.softmax_losses import (
     log_softmax as log_softmax,
     softmax as softmax,
     logsumexp as logsumexp,
+    nll_loss as nll_loss,
 )
 from fastce.information import (
     entropy as entropy,
@@ -20,6 +21,7 @@ from fastce.information import (
     kl_divergence_with_logits as kl_divergence_with_logits,
     js_divergence as js_divergence,
     categorical_cross_entropy as categorical_cross_entropy,
+    kl_div as kl_div,
 )
 
 __all__ = [
@@ -38,4 +40,6 @@ __all__ = [
     "kl_divergence_with_logits",
     "js_divergence",
     "categorical_cross_entropy",
+    "nll_loss",
+    "kl_div",
 ]

@@ -113,11 +113,6 @@ def _prepare_loss_call(logits, integer_target, weight, label_smoothing, reductio
     return call
 
 
-def _sample_keywords(call):
-    return {"sample_weight": call.sample_weight, "sample_mask": call.sample_mask,
-            "logit_mask": call.logit_mask}
-
-
 def _has_sample_options(call):
     return (call.sample_weight is not None or call.sample_mask is not None
             or call.logit_mask is not None)
@@ -130,7 +125,7 @@ def _gradient_buffers(call, arguments, grad_out, return_grad, return_hessian):
         return None, None
     x = call.x
     if grad_out is not None:
-        output_array(grad_out, x.shape, x.dtype, "grad_out", arguments, in_place="logits")
+        output_array(grad_out, x.shape, x.dtype, "grad_out", arguments(), in_place="logits")
     if call.in_caller_layout:
         grad_rows = grad_out if grad_out is not None else np.empty(x.shape, dtype=x.dtype)
     else:
@@ -142,7 +137,7 @@ def _gradient_buffers(call, arguments, grad_out, return_grad, return_hessian):
 def _class_index_loss(call, target_array, ignore_index, loss_rows, grad_rows, hess_rows):
     """The kernel pass for class indices: ``(loss_sum, denominator)``."""
     n_classes, threads = call.n_classes, call.threads
-    ignore = check_int(ignore_index, "ignore_index")
+    ignore = ignore_index
     labels = _class_labels(target_array, call.x.shape, call.class_axis, n_classes,
                            ignore_index)
     n_rows = labels.size
@@ -151,12 +146,12 @@ def _class_index_loss(call, target_array, ignore_index, loss_rows, grad_rows, he
     class_weight = call.class_weight
     weight_total = float(class_weight.sum(dtype=np.float64)) if class_weight is not None \
         else float(n_classes)
-    samples = _sample_keywords(call)
     grad_scale, denominator = 1.0, None
     if grad_rows is not None and call.reduction == "mean":
         denominator, bad = _softmax.label_weight_total(
             labels, None if class_weight is None else class_weight.astype(np.float64),
-            n_classes, ignore, True, threads, **samples)
+            n_classes, ignore, True, threads, call.sample_weight, call.sample_mask,
+            call.logit_mask)
         if bad >= 0:
             _raise_bad_sample(labels, call.sample_weight, bad, target_array.shape, n_classes,
                               ignore)
@@ -170,7 +165,7 @@ def _class_index_loss(call, target_array, ignore_index, loss_rows, grad_rows, he
         total, label_weight_sum, bad = _softmax.cross_entropy_labels(
             call.rows, labels, class_weight, weight_total, n_classes, ignore, True,
             call.smoothing, loss_rows, grad_rows, grad_scale, threads, hess_rows, call.inner,
-            **samples)
+            call.sample_weight, call.sample_mask, call.logit_mask)
     if bad >= 0:
         _raise_bad_sample(labels, call.sample_weight, bad, target_array.shape, n_classes,
                           ignore)
@@ -190,11 +185,11 @@ def _probability_loss(call, target_array, loss_rows, grad_rows):
     check_same_shape(y, x.shape, "target", "logits (probability targets)")
     target_rows, _ = _rows_view(y, call.class_axis)
     n_rows = math.prod(call.kernel_shape[:-1])
-    samples = _sample_keywords(call)
+    samples = (call.sample_weight, call.sample_mask, call.logit_mask)
     denominator = n_rows
     if grad_rows is not None and call.reduction == "mean" and _has_sample_options(call):
         denominator, bad = _softmax.label_weight_total(None, None, n_classes, 0, False,
-                                                       call.threads, n_rows=n_rows, **samples)
+                                                       call.threads, *samples, n_rows)
         if bad >= 0:
             _raise_bad_sample_weight(call.sample_weight, bad, call.loss_shape)
     grad_scale = 1.0 / denominator if call.reduction == "mean" and denominator else 1.0
@@ -206,7 +201,7 @@ def _probability_loss(call, target_array, loss_rows, grad_rows):
     else:
         total, weight_sum, bad = _softmax.cross_entropy_probs(
             call.rows, target_rows, call.class_weight, n_classes, call.smoothing, loss_rows,
-            grad_rows, grad_scale, call.threads, **samples)
+            grad_rows, grad_scale, call.threads, False, False, *samples)
     if bad >= 0:
         row, cls = divmod(bad, n_classes)
         value = target_rows.reshape(-1, n_classes)[row, cls].item()
@@ -281,6 +276,12 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     is summed from the labels and per-sample arrays (N values, and the mask's bytes
     with a per-logit ``where``) before the fused pass.
     """
+    if (sample_weight is None and where is None and weight is None and grad_out is None
+            and not return_grad and not return_hessian and n_threads is None
+            and type(logits) is np.ndarray and type(target) is np.ndarray):
+        loss = _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction, axis)
+        if loss is not None:
+            return loss
     return_grad = return_grad or return_hessian
     target_array = as_array(target, "target")
     kind = target_array.dtype.kind
@@ -296,9 +297,11 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     if return_hessian and not integer_target:
         raise ValueError("return_hessian=True needs integer class targets; probability "
                          "targets have no diagonal-Hessian form here")
-    check_int(ignore_index, "ignore_index")
-    arguments = {"logits": logits, "target": target, "weight": weight,
-                 "sample_weight": sample_weight, "where": where}
+    ignore_index = check_int(ignore_index, "ignore_index")
+
+    def arguments():  # for the aliasing check of grad_out
+        return {"logits": logits, "target": target, "weight": weight,
+                "sample_weight": sample_weight, "where": where}
     grad_rows, hess_rows = _gradient_buffers(call, arguments, grad_out, return_grad,
                                              return_hessian)
     loss_rows = np.empty(call.loss_shape, dtype=call.x.dtype) if call.reduction == "none" \
@@ -310,6 +313,34 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         total, denominator = _probability_loss(call, target_array, loss_rows, grad_rows)
     return _finish_loss(call, total, denominator, loss_rows, grad_rows, hess_rows, grad_out,
                         return_grad, return_hessian)
+
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT64 = np.dtype(np.int64)
+
+
+def _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction, axis):
+    """The common call, checked in a few attribute reads: C-contiguous float
+    (N, C) logits, C-contiguous int64 (N,) labels, no weights, no smoothing,
+    the forward loss only. Returns None for anything else, and for any bad
+    label, so that the full path checks (and explains) it."""
+    if not (logits.ndim == 2 and target.ndim == 1 and target.dtype == _INT64
+            and logits.dtype in _FLOAT_DTYPES and type(axis) is int
+            and (axis == -1 or axis == 1)
+            and type(ignore_index) is int and -_INT64_MAX <= ignore_index <= _INT64_MAX
+            and type(label_smoothing) is float and label_smoothing == 0.0
+            and (reduction == "mean" or reduction == "sum")
+            and logits.flags.c_contiguous and target.flags.c_contiguous):
+        return None
+    n_rows, n_classes = logits.shape
+    if target.shape[0] != n_rows or n_classes == 0:
+        return None
+    total, label_weight_sum, bad = _softmax.cross_entropy_labels(
+        logits, target, None, float(n_classes), n_classes, ignore_index, True, 0.0, None, None,
+        1.0, resolve_threads(None), None, 1)
+    if bad >= 0:
+        return None
+    return finish_reduction(total, reduction, label_weight_sum)
 
 
 def _finish_loss(call, total, denominator, loss_rows, grad_rows, hess_rows, grad_out,
