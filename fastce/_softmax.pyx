@@ -264,6 +264,9 @@ cdef double _ce_label_rows(
     cdef double run_log_sum[SHORT_RUN_ROWS]
     cdef Py_ssize_t run_start = row_start, run_stop
     cdef Py_ssize_t run_length = SHORT_RUN_ROWS if short_rows else row_stop - row_start
+    # No sample weight or mask: the per-row checks below reduce to the label's.
+    cdef bint plain_samples = (samples.weight == NULL and samples.keep == NULL
+                               and block_row_kept == NULL)
     bad_row[0] = -1
     while run_start < row_stop:
         run_stop = min(run_start + run_length, row_stop)
@@ -275,13 +278,18 @@ cdef double _ce_label_rows(
             if grad__nc != NULL:
                 g__c = grad__nc + row * n_classes
             label = target__n[row]
-            sample_weight = 0.0
-            usable = (_sample_kept(samples, row)
-                      and (block_row_kept == NULL or block_row_kept[row - row_start]))
-            if usable:
+            if plain_samples:
                 usable = _usable_label(label, ignore_index, has_ignore, n_classes, row,
                                        bad_row)
-                sample_weight = _sample_weight(samples, row, bad_row)
+                sample_weight = 1.0
+            else:
+                sample_weight = 0.0
+                usable = (_sample_kept(samples, row)
+                          and (block_row_kept == NULL or block_row_kept[row - row_start]))
+                if usable:
+                    usable = _usable_label(label, ignore_index, has_ignore, n_classes, row,
+                                           bad_row)
+                    sample_weight = _sample_weight(samples, row, bad_row)
             label_weight = _label_weight(label, usable, class_weight__c)
             if (not usable or sample_weight == 0.0
                     or (label_weight == 0.0 and smoothing == 0.0)):
@@ -810,6 +818,20 @@ cdef double _label_weight_rows(
     cdef int64_t label
     cdef double total = 0.0, sample_weight
     bad_row[0] = -1
+    if samples.weight == NULL and samples.keep == NULL and samples.logit_keep == NULL:
+        # The common case, as a tight loop over the labels alone.
+        for row in range(row_start, row_stop):
+            label = target__n[row] if target__n != NULL else 0
+            if target__n == NULL:
+                total += 1.0
+            elif has_ignore and label == ignore_index:
+                continue
+            elif label < 0 or label >= n_classes:
+                if bad_row[0] < 0:
+                    bad_row[0] = row
+            else:
+                total += class_weight__c[label] if class_weight__c != NULL else 1.0
+        return total
     for row in range(row_start, row_stop):
         if not _sample_kept(samples, row):
             continue
