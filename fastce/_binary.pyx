@@ -6,16 +6,12 @@ elements run in ``prange``, each block in chunks of ``FASTCE_BINARY_CHUNK``
 with a float64 partial sum and the value check folded into the same pass.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 cimport numpy as cnp
 from libc.string cimport memcpy
 
 from fastce._arrays cimport array_data, float_typenum
 
-from fastce._blocks cimport (
-    BLOCK_ELEMENTS, BlockScratch, first_bad_position, n_blocks_for,
-    scratch_alloc, scratch_free, sum_in_block_order, threads_for,
-)
+from fastce._blocks cimport BLOCK_ELEMENTS, BlockResult, BlockTotals, run_blocks
 from fastce._vecmath cimport (
     FASTCE_BCE_LOGITS, FASTCE_BCE_PROBS, FASTCE_FOCAL, FASTCE_LOGISTIC, FASTCE_SIGMOID,
     FASTCE_LOG_SIGMOID, FASTCE_BINARY_CHUNK, binary_chunk, fastce_binary_valid,
@@ -46,38 +42,48 @@ cdef inline void _cycle_columns(floating* out, const floating* per_column,
             col = 0
 
 
-cdef double _binary_block(
-    int kind,
-    const floating* x__e,
-    const floating* target__e,
-    const floating* weight,
-    bint weight_per_column,
-    const floating* pos_weight,
-    bint pos_weight_per_column,
-    const unsigned char* keep__e,
-    Py_ssize_t n_cols,
-    floating* loss__e,
-    floating* grad__e,
-    floating* hess__e,
-    double grad_scale,
-    double alpha,
-    double gamma,
-    Py_ssize_t start,
-    Py_ssize_t stop,
-    Py_ssize_t* bad_position,
-    double* bad_x,
-) noexcept nogil:
-    """Elements [start, stop) of a flat problem with ``n_cols`` per row.
+cdef struct BinaryTask:
+    # The arguments of one binary-family call; arrays in the compute dtype.
+    int kind
+    bint is_double
+    const void* x
+    const void* target
+    const void* weight
+    bint weight_per_column
+    const void* pos_weight
+    bint pos_weight_per_column
+    const unsigned char* keep
+    Py_ssize_t n_cols
+    void* loss
+    void* grad
+    void* hess
+    double grad_scale
+    double alpha
+    double gamma
+
+
+cdef double _binary_block(const floating* x__e, const BinaryTask* task, Py_ssize_t start,
+                          Py_ssize_t stop, BlockResult* result) noexcept nogil:
+    """Elements [start, stop) of a flat problem with ``task.n_cols`` per row.
 
     Absent inputs read from a chunk of ones and absent outputs go to a chunk
     buffer, so the vectorised loop has no branches on them. ``weight`` and
     ``pos_weight`` are either per element (flat, like x) or per column.
-    ``keep__e`` (optional, per element) is optax's ``where``: a False element
+    ``keep`` (optional, per element) is optax's ``where``: a False element
     gets weight 0 and, in the chunk's copy, neutral valid inputs, so it adds
-    exactly 0 and is never reported, whatever it holds. Returns the float64 sum;
-    the first invalid element's position goes to ``bad_position`` and its x
-    to ``bad_x`` (in place, x itself is overwritten by then).
+    exactly 0 and is never reported, whatever it holds. Returns the float64
+    sum; the first invalid element's position and its x go to ``result`` (in
+    place, x itself is overwritten by then).
     """
+    cdef int kind = task.kind
+    cdef const floating* target__e = <const floating*>task.target
+    cdef const floating* weight = <const floating*>task.weight
+    cdef const floating* pos_weight = <const floating*>task.pos_weight
+    cdef const unsigned char* keep__e = task.keep
+    cdef floating* loss__e = <floating*>task.loss
+    cdef floating* grad__e = <floating*>task.grad
+    cdef floating* hess__e = <floating*>task.hess
+    cdef Py_ssize_t n_cols = task.n_cols
     cdef floating ones[FASTCE_BINARY_CHUNK]
     cdef floating weight_chunk[FASTCE_BINARY_CHUNK]
     cdef floating pos_weight_chunk[FASTCE_BINARY_CHUNK]
@@ -96,8 +102,7 @@ cdef double _binary_block(
     cdef floating* grad
     cdef Py_ssize_t i, chunk_start, n
     cdef double block_loss = 0.0, n_bad
-    cdef bint pw_per_element = pos_weight != NULL and not pos_weight_per_column, pw_bad
-    bad_position[0] = -1
+    cdef bint pw_per_element = pos_weight != NULL and not task.pos_weight_per_column, pw_bad
     for i in range(FASTCE_BINARY_CHUNK):
         ones[i] = 1
     chunk_start = start
@@ -116,13 +121,13 @@ cdef double _binary_block(
             x = x_chunk
         y = target__e + chunk_start
         w = ones
-        if weight != NULL and weight_per_column:
+        if weight != NULL and task.weight_per_column:
             _cycle_columns(weight_chunk, weight, chunk_start % n_cols, n_cols, n)
             w = weight_chunk
         elif weight != NULL:
             w = weight + chunk_start
         pw = ones
-        if pos_weight != NULL and pos_weight_per_column:
+        if pos_weight != NULL and task.pos_weight_per_column:
             _cycle_columns(pos_weight_chunk, pos_weight, chunk_start % n_cols, n_cols, n)
             pw = pos_weight_chunk
         elif pos_weight != NULL:
@@ -147,62 +152,25 @@ cdef double _binary_block(
                 if not fastce_is_valid_weight(pw[i]) and w[i] != 0:
                     pw_bad = True
         block_loss += binary_chunk(kind, x, y, w, pw, loss, grad, hess,
-                                   grad_scale, alpha, gamma, n, &n_bad)
-        if (n_bad != 0.0 or pw_bad) and bad_position[0] < 0:
+                                   task.grad_scale, task.alpha, task.gamma, n, &n_bad)
+        if (n_bad != 0.0 or pw_bad) and result.bad < 0:
             for i in range(n):
                 if (not fastce_binary_valid(kind, x[i], y[i], w[i])
                         or (pw_per_element and w[i] != 0
                             and not fastce_is_valid_weight(pw[i]))):
-                    bad_position[0] = chunk_start + i
-                    bad_x[0] = x[i]
+                    result.bad = chunk_start + i
+                    result.bad_value = x[i]
                     break
         chunk_start += n
     return block_loss
 
 
-cdef object _run_binary(
-    int kind,
-    const floating* x,
-    const floating* target,
-    const floating* weight,
-    bint weight_per_column,
-    const floating* pos_weight,
-    bint pos_weight_per_column,
-    const unsigned char* keep,
-    floating* loss_out,
-    floating* grad_out,
-    floating* hess_out,
-    double grad_scale,
-    double alpha,
-    double gamma,
-    Py_ssize_t n,
-    Py_ssize_t n_cols,
-    int n_threads,
-):
-    cdef Py_ssize_t n_blocks = n_blocks_for(n, BLOCK_ELEMENTS)
-    cdef Py_ssize_t block, start, stop, bad
-    cdef int threads = threads_for(n, n_threads)
-    cdef BlockScratch scratch
-    cdef double total, bad_x = 0.0
-    if not scratch_alloc(&scratch, n_blocks):
-        scratch_free(&scratch)
-        raise MemoryError()
-    with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            start = block * BLOCK_ELEMENTS
-            stop = min(start + BLOCK_ELEMENTS, n)
-            scratch.loss[block] = _binary_block(
-                kind, x, target, weight, weight_per_column, pos_weight, pos_weight_per_column,
-                keep, n_cols,
-                loss_out, grad_out, hess_out, grad_scale, alpha, gamma, start, stop,
-                &scratch.bad[block], &scratch.weight[block])
-        total = sum_in_block_order(scratch.loss, n_blocks)
-        bad = first_bad_position(scratch.bad, n_blocks)
-        if bad >= 0:
-            bad_x = scratch.weight[bad // BLOCK_ELEMENTS]
-    scratch_free(&scratch)
-    return total, bad, bad_x
+cdef double _binary_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                         void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const BinaryTask* binary = <const BinaryTask*>task
+    if binary.is_double:
+        return _binary_block(<const double*>binary.x, binary, start, stop, result)
+    return _binary_block(<const float*>binary.x, binary, start, stop, result)
 
 
 def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weight,
@@ -225,29 +193,30 @@ def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weigh
     """
     cdef int typenum = float_typenum(x)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef BinaryTask task
+    cdef BlockTotals totals
     if n == 0:
         return 0.0, -1, 0.0
-    cdef void* x_ptr = array_data(x, typenum, n, False)
-    cdef void* target_ptr = array_data(target, typenum, n, False)
-    cdef void* weight_ptr = array_data(weight, typenum, n_cols if weight_per_column else n, False)
-    cdef void* pos_weight_ptr = array_data(pos_weight, typenum,
-                                           n_cols if pos_weight_per_column else n, False)
-    cdef const unsigned char* keep_ptr = <const unsigned char*>array_data(
-        where, cnp.NPY_UINT8, n, False)
-    cdef void* loss_ptr = array_data(loss_out, typenum, n, True)
-    cdef void* grad_ptr = array_data(grad_out, typenum, n, True)
-    cdef void* hess_ptr = array_data(hess_out, typenum, n, True)
-    if typenum == cnp.NPY_FLOAT32:
-        return _run_binary(kind, <const float*>x_ptr, <const float*>target_ptr,
-                           <const float*>weight_ptr, weight_per_column,
-                           <const float*>pos_weight_ptr, pos_weight_per_column, keep_ptr,
-                           <float*>loss_ptr, <float*>grad_ptr,
-                           <float*>hess_ptr, grad_scale, alpha, gamma, n, n_cols, n_threads)
-    return _run_binary(kind, <const double*>x_ptr, <const double*>target_ptr,
-                       <const double*>weight_ptr, weight_per_column,
-                       <const double*>pos_weight_ptr, pos_weight_per_column, keep_ptr,
-                       <double*>loss_ptr, <double*>grad_ptr,
-                       <double*>hess_ptr, grad_scale, alpha, gamma, n, n_cols, n_threads)
+    task.kind = kind
+    task.is_double = typenum == cnp.NPY_FLOAT64
+    task.x = array_data(x, typenum, n, False)
+    task.target = array_data(target, typenum, n, False)
+    task.weight = array_data(weight, typenum, n_cols if weight_per_column else n, False)
+    task.weight_per_column = weight_per_column
+    task.pos_weight = array_data(pos_weight, typenum, n_cols if pos_weight_per_column else n,
+                                 False)
+    task.pos_weight_per_column = pos_weight_per_column
+    task.keep = <const unsigned char*>array_data(where, cnp.NPY_UINT8, n, False)
+    task.n_cols = n_cols
+    task.loss = array_data(loss_out, typenum, n, True)
+    task.grad = array_data(grad_out, typenum, n, True)
+    task.hess = array_data(hess_out, typenum, n, True)
+    task.grad_scale = grad_scale
+    task.alpha = alpha
+    task.gamma = gamma
+    with nogil:
+        run_blocks(_binary_body, &task, n, BLOCK_ELEMENTS, n, n_threads, 0, &totals)
+    return totals.loss, totals.bad, totals.bad_value
 
 
 cdef void _elementary_f64(int which, const double* x, double* out, Py_ssize_t n) noexcept nogil:

@@ -67,6 +67,7 @@ cdef inline Py_ssize_t first_bad_position(const Py_ssize_t* bad, Py_ssize_t n_bl
 
 
 from libc.stdlib cimport calloc, free
+from cython.parallel cimport prange, threadid
 
 
 cdef struct BlockScratch:
@@ -89,3 +90,78 @@ cdef inline void scratch_free(BlockScratch* scratch) noexcept nogil:
     free(scratch.loss)
     free(scratch.weight)
     free(scratch.bad)
+
+
+# ------------------------------------------------------------- the runner
+#
+# Every array loop runs through run_blocks: it owns the determinism (fixed
+# blocks, float64 partials added in block order), the serial threshold, the
+# scratch (per block and per thread) and the first-bad-position rule. A
+# family supplies a task (a struct of its arguments, with the compute dtype)
+# and a block body, which computes blocks [start, stop) of its items.
+
+cdef struct BlockResult:
+    # What one block reports besides its loss sum: a second float64 sum (the
+    # "mean" denominator), its first offending position (-1 when none) and a
+    # value to report with it (the input there, when an output may overwrite it).
+    double weight
+    Py_ssize_t bad
+    double bad_value
+
+
+ctypedef double (*BlockBody)(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                             void* thread_scratch, BlockResult* result) noexcept nogil
+
+
+cdef struct BlockTotals:
+    double loss
+    double weight
+    Py_ssize_t bad
+    double bad_value
+
+
+cdef inline int run_blocks(BlockBody body, const void* task, Py_ssize_t n_items,
+                           Py_ssize_t block_items, Py_ssize_t n_elements, int n_threads,
+                           size_t thread_scratch_bytes, BlockTotals* totals) except -1 nogil:
+    """Run ``body`` over ``n_items`` in blocks of ``block_items`` (a function
+    of the shape only), on up to ``n_threads`` threads when the call has at
+    least PARALLEL_MIN_ELEMENTS elements (``n_elements``). ``thread_scratch_bytes``
+    of scratch are given to each thread. The totals are bitwise the same for
+    every thread count."""
+    cdef Py_ssize_t n_blocks = n_blocks_for(n_items, block_items)
+    cdef int threads = threads_for(n_elements, n_threads)
+    cdef Py_ssize_t block, start
+    cdef double* losses = <double*>calloc(n_blocks + 1, sizeof(double))
+    cdef BlockResult* results = <BlockResult*>calloc(n_blocks + 1, sizeof(BlockResult))
+    cdef char* thread_scratch = NULL
+    if thread_scratch_bytes:
+        thread_scratch = <char*>calloc(threads * thread_scratch_bytes + 1, 1)
+    if losses == NULL or results == NULL or (thread_scratch_bytes and thread_scratch == NULL):
+        free(losses)
+        free(results)
+        free(thread_scratch)
+        with gil:
+            raise MemoryError()
+    for block in prange(n_blocks, num_threads=threads, schedule="static",
+                        use_threads_if=threads > 1):
+        start = block * block_items
+        results[block].bad = -1
+        losses[block] = body(task, start, min(start + block_items, n_items),
+                             thread_scratch + threadid() * thread_scratch_bytes
+                             if thread_scratch != NULL else NULL, &results[block])
+    totals.loss = 0.0
+    totals.weight = 0.0
+    totals.bad = -1
+    totals.bad_value = 0.0
+    for block in range(n_blocks):
+        # Blocks cover increasing positions: the first flagged block holds the
+        # first offending position of the whole array.
+        totals.loss += losses[block]
+        totals.weight += results[block].weight
+        if totals.bad < 0 and results[block].bad >= 0:
+            totals.bad = results[block].bad
+            totals.bad_value = results[block].bad_value
+    free(losses)
+    free(results)
+    free(thread_scratch)
+    return 0

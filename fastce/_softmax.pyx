@@ -16,7 +16,7 @@ of one maximum (exactly exp(0) = 1) left out, and ``log1p(rest)`` replaces
 and log(1 + 1e-11) computed as log of a rounded sum would keep only 5 digits.
 """
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange
 cimport numpy as cnp
 from libc.math cimport exp, fabs, log, log1p, INFINITY
 from libc.stdint cimport int64_t
@@ -25,8 +25,7 @@ from libc.stdlib cimport calloc, free, malloc
 from fastce._arrays cimport array_data, float_typenum
 from fastce._blocks cimport (
     BLOCK_ELEMENTS, LABEL_BLOCK_ROWS, LONG_ROW_CLASSES, LONG_ROW_MAX_ROWS,
-    BlockScratch, first_bad_position, n_blocks_for, rows_per_block,
-    scratch_alloc, scratch_free, sum_in_block_order, threads_for,
+    BlockResult, BlockTotals, n_blocks_for, rows_per_block, run_blocks, threads_for,
 )
 from fastce._vecmath cimport (
     SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest, row_hessian,
@@ -162,6 +161,30 @@ cdef inline void _masked_rows(const floating* z__nc, const unsigned char* keep__
 
 # ----------------------------------------------- cross-entropy, class indices
 
+cdef struct CrossEntropyTask:
+    # The arguments of one cross-entropy call (class indices or probability
+    # targets); arrays in the compute dtype unless typed here.
+    bint is_double
+    const void* logits
+    const int64_t* target          # class indices, one per position
+    const void* target_probs       # probability targets, the logits' size
+    const void* class_weight
+    double class_weight_total      # W = sum_c w_c (C without weights)
+    Py_ssize_t n_classes
+    Py_ssize_t inner               # the logits are (outer, C, inner)
+    Py_ssize_t block_rows          # rows per block of the row loops
+    int64_t ignore_index
+    bint has_ignore
+    double smoothing
+    bint kl_mode
+    bint log_target
+    void* loss
+    void* grad
+    void* hess
+    double grad_scale
+    SampleOptions samples
+
+
 cdef inline bint _usable_label(int64_t label, int64_t ignore_index, bint has_ignore,
                                Py_ssize_t n_classes, Py_ssize_t row,
                                Py_ssize_t* bad_row) noexcept nogil:
@@ -184,77 +207,131 @@ cdef inline double _label_weight(int64_t label, bint usable,
     return class_weight__c[label] if class_weight__c != NULL else 1.0
 
 
-cdef inline double _label_loss(double nll_factor, double uniform, double class_weight_total,
-                               double best, double target_logit, double gap,
-                               double log_sum) noexcept nogil:
-    """(1-eps) w_y (lse - z_y) + (eps/C) sum_c w_c (lse - z_c), lse = best + log_sum
-    and gap = sum_c w_c (best - z_c); the lse - z_y difference is formed as
-    (best - z_y) + log_sum, exact when the target is the maximum."""
+cdef inline double _position_weight(const CrossEntropyTask* task, Py_ssize_t position,
+                                    int64_t label, bint kept, Py_ssize_t* bad) noexcept nogil:
+    """The sample weight of a position that counts, 0 for one that does not
+    (left out by a mask, ignored, or with an invalid label or sample weight,
+    which is reported). Without sample weights or masks only the label's
+    check remains."""
+    cdef const SampleOptions* samples = &task.samples
+    if samples.weight == NULL and samples.keep == NULL and kept:
+        return 1.0 if _usable_label(label, task.ignore_index, task.has_ignore,
+                                    task.n_classes, position, bad) else 0.0
+    if not (kept and _sample_kept(samples, position)):
+        return 0.0
+    if not _usable_label(label, task.ignore_index, task.has_ignore, task.n_classes,
+                         position, bad):
+        return 0.0
+    return _sample_weight(samples, position, bad)
+
+
+cdef struct LabelConstants:
+    # The task's scalars as a value: read once per block, so that the compiler
+    # sees them as loop invariants (read through the task pointer they could
+    # alias the gradient's stores) and forms each row's terms the same way.
+    double smoothing
+    double uniform               # eps / C
+    double class_weight_total    # W
+    double grad_scale            # s
+
+
+cdef inline LabelConstants _label_constants(const CrossEntropyTask* task) noexcept nogil:
+    cdef LabelConstants constants
+    constants.smoothing = task.smoothing
+    constants.uniform = task.smoothing / <double>task.n_classes
+    constants.class_weight_total = task.class_weight_total
+    constants.grad_scale = task.grad_scale
+    return constants
+
+
+cdef struct LabelRowTerms:
+    # One row's (or position's) loss and the scalars that turn its exps into
+    # the gradient and Hessian: the finish step the row, long-row and column
+    # paths share.
+    double loss
+    double inv_sum       # 1 / sum_c exp(z_c - max)
+    double grad_scale    # s sw
+    double hess_scale    # s sw ((1-eps) w_y + (eps/C) W)
+    double prob_scale    # hess_scale / sum: multiplies exp(z_c - max)
+    double shift_scale   # s sw eps/C: multiplies w_c (the smoothing's target)
+
+
+cdef inline void _label_row_terms(LabelConstants constants, double label_weight,
+                                  double sample_weight, double best, double target_logit,
+                                  double gap, double rest, double log_sum,
+                                  LabelRowTerms* terms) noexcept nogil:
+    """torch's l = (1-eps) w_y (lse - z_y) + (eps/C) sum_c w_c (lse - z_c), times sw,
+    with lse = best + log_sum and gap = sum_c w_c (best - z_c); lse - z_y is
+    formed as (best - z_y) + log_sum, exact when the target is the maximum."""
+    cdef double nll_factor = (1.0 - constants.smoothing) * label_weight
+    cdef double uniform = constants.uniform
     cdef double loss = 0.0
     if nll_factor != 0.0:
         loss = nll_factor * ((best - target_logit) + log_sum)
     if uniform != 0.0:
-        loss = loss + uniform * (gap + class_weight_total * log_sum)
-    return loss
+        loss = loss + uniform * (gap + constants.class_weight_total * log_sum)
+    if sample_weight != 1.0:
+        loss = sample_weight * loss
+    terms.loss = loss
+    terms.inv_sum = 1.0 / (1.0 + rest)
+    terms.grad_scale = constants.grad_scale * sample_weight
+    terms.hess_scale = terms.grad_scale * (nll_factor + uniform * constants.class_weight_total)
+    terms.prob_scale = terms.hess_scale * terms.inv_sum
+    terms.shift_scale = terms.grad_scale * uniform
 
 
-cdef inline double _label_target_grad(double grad_scale, double nll_factor, double uniform,
-                                      double class_weight_total, double label_weight,
-                                      double target_exp, double rest,
-                                      double inv_sum) noexcept nogil:
+cdef inline double _label_target_grad(LabelConstants constants, const LabelRowTerms* terms,
+                                      double label_weight, double target_exp,
+                                      double rest) noexcept nogil:
     """The gradient at the target class. p_y - 1 = (e_y - 1 - rest) / (1 + rest)
     keeps its digits when the target dominates (e_y = 1: exactly -rest)."""
-    return grad_scale * (nll_factor * (target_exp - 1.0 - rest) * inv_sum
-                         + uniform * (class_weight_total * target_exp * inv_sum - label_weight))
+    cdef double nll_factor = (1.0 - constants.smoothing) * label_weight
+    cdef double uniform = constants.uniform
+    return terms.grad_scale * (nll_factor * (target_exp - 1.0 - rest) * terms.inv_sum
+                               + uniform * (constants.class_weight_total * target_exp
+                                            * terms.inv_sum - label_weight))
 
 
-cdef double _ce_label_rows(
-    const floating* block_logits__nc,
-    const int64_t* target__n,
-    const floating* class_weight__c,
-    double class_weight_total,
-    Py_ssize_t n_classes,
-    int64_t ignore_index, bint has_ignore,
-    double smoothing,
-    floating* loss__n,
-    floating* grad__nc,
-    floating* hess__nc,
-    double grad_scale,
-    Py_ssize_t row_start,
-    Py_ssize_t row_stop,
-    const SampleOptions* samples,
-    const unsigned char* block_row_kept,
-    double* weight_sum,
-    Py_ssize_t* bad_row,
-) noexcept nogil:
-    """Rows [row_start, row_stop): torch's cross-entropy with class weights w,
-    label smoothing eps and C classes, lse = log sum exp z:
+cdef inline bint _skips_row(double sample_weight, double label_weight,
+                            double smoothing) noexcept nogil:
+    # Ignored, masked or invalid, a zero sample weight, or a zero-weight class
+    # without smoothing: exactly 0 loss and gradient whatever the logits hold.
+    return sample_weight == 0.0 or (label_weight == 0.0 and smoothing == 0.0)
 
-        l = (1-eps) w_y (lse - z_y) + (eps/C) sum_c w_c (lse - z_c)
-        g_c = s [(1-eps) w_y (p_c - [c=y]) + (eps/C) (W p_c - w_c)]
 
-    ``grad__nc`` may alias ``logits__nc``. ``hess__nc`` (may be NULL; needs
-    the gradient) receives the diagonal Hessian s p_c (1 - p_c) ((1-eps) w_y
-    + (eps/C) W). Returns the sum of the row losses and adds sum w_y (the
-    "mean" denominator) to ``weight_sum``.
+cdef double _ce_label_rows(const floating* block_logits__nc, const CrossEntropyTask* task,
+                           Py_ssize_t row_start, Py_ssize_t row_stop,
+                           const unsigned char* block_row_kept,
+                           BlockResult* result) noexcept nogil:
+    """Rows [row_start, row_stop) of torch's cross-entropy with class weights w,
+    label smoothing eps and C classes (see _label_row_terms):
+
+        g_c = s sw [(1-eps) w_y (p_c - [c=y]) + (eps/C) (W p_c - w_c)]
+
+    and, when asked, the diagonal Hessian s sw p_c (1 - p_c) ((1-eps) w_y +
+    (eps/C) W). Returns the sum of the row losses; sum sw w_y (the "mean"
+    denominator) goes to ``result.weight``.
 
     ``block_logits__nc`` starts at row ``row_start`` (the caller's logits, or
     a masked copy of the block); every other array is indexed by the global
-    row. A sample weight sw scales the row's loss, gradient, Hessian and
-    denominator term; a sample that is not kept (``samples.keep``, or
-    ``block_row_kept``: no logit left after the per-logit mask) is skipped
+    row. The gradient may alias the logits. A row that is not kept
+    (``block_row_kept``: no logit left after the per-logit mask) is skipped
     like an ignored one, without checking its label.
     """
+    cdef Py_ssize_t n_classes = task.n_classes
+    cdef const floating* class_weight__c = <const floating*>task.class_weight
+    cdef floating* loss__n = <floating*>task.loss
+    cdef floating* grad__nc = <floating*>task.grad
+    cdef floating* hess__nc = <floating*>task.hess
     cdef Py_ssize_t row
     cdef int64_t label
-    cdef bint usable
     cdef const floating* z__c
     cdef floating* g__c = NULL
     cdef floating* exp__c = NULL
     cdef double block_loss = 0.0, block_weight = 0.0
-    cdef double label_weight, nll_factor, uniform = smoothing / <double>n_classes
-    cdef double target_logit, best, rest, log_sum, loss, gap, inv_sum
-    cdef double prob_scale, target_exp, sample_weight, row_grad_scale
+    cdef double label_weight, sample_weight, target_logit, best, rest, log_sum, gap
+    cdef LabelRowTerms terms
+    cdef LabelConstants constants = _label_constants(task)
     # Short rows: each run of rows gets its max/exp/sum from the multi-row
     # kernel first (exps into run_exp, the logits stay intact for the loop).
     cdef bint short_rows = n_classes < SHORT_ROW_CLASSES
@@ -264,10 +341,6 @@ cdef double _ce_label_rows(
     cdef double run_log_sum[SHORT_RUN_ROWS]
     cdef Py_ssize_t run_start = row_start, run_stop
     cdef Py_ssize_t run_length = SHORT_RUN_ROWS if short_rows else row_stop - row_start
-    # No sample weight or mask: the per-row checks below reduce to the label's.
-    cdef bint plain_samples = (samples.weight == NULL and samples.keep == NULL
-                               and block_row_kept == NULL)
-    bad_row[0] = -1
     while run_start < row_stop:
         run_stop = min(run_start + run_length, row_stop)
         if short_rows:
@@ -277,25 +350,12 @@ cdef double _ce_label_rows(
             z__c = block_logits__nc + (row - row_start) * n_classes
             if grad__nc != NULL:
                 g__c = grad__nc + row * n_classes
-            label = target__n[row]
-            if plain_samples:
-                usable = _usable_label(label, ignore_index, has_ignore, n_classes, row,
-                                       bad_row)
-                sample_weight = 1.0
-            else:
-                sample_weight = 0.0
-                usable = (_sample_kept(samples, row)
-                          and (block_row_kept == NULL or block_row_kept[row - row_start]))
-                if usable:
-                    usable = _usable_label(label, ignore_index, has_ignore, n_classes, row,
-                                           bad_row)
-                    sample_weight = _sample_weight(samples, row, bad_row)
-            label_weight = _label_weight(label, usable, class_weight__c)
-            if (not usable or sample_weight == 0.0
-                    or (label_weight == 0.0 and smoothing == 0.0)):
-                # Ignored, masked or invalid row, a zero sample weight, or a
-                # zero-weight class without smoothing: exactly 0 loss and
-                # gradient whatever the logits hold.
+            label = task.target[row]
+            sample_weight = _position_weight(
+                task, row, label, block_row_kept == NULL or block_row_kept[row - row_start],
+                &result.bad)
+            label_weight = _label_weight(label, sample_weight != 0.0, class_weight__c)
+            if _skips_row(sample_weight, label_weight, task.smoothing):
                 if g__c != NULL:
                     zero_row(g__c, n_classes)
                 if hess__nc != NULL:
@@ -303,11 +363,10 @@ cdef double _ce_label_rows(
                 if loss__n != NULL:
                     loss__n[row] = 0
                 continue
-            nll_factor = (1.0 - smoothing) * label_weight
             target_logit = z__c[label]  # read before the gradient overwrites the row
             best = run_max[row - run_start] if short_rows else row_max(z__c, n_classes)
             gap = 0.0
-            if smoothing != 0.0:
+            if task.smoothing != 0.0:
                 gap = row_weighted_gap(z__c, class_weight__c, n_classes, best)
             if short_rows:
                 rest = run_rest[row - run_start]
@@ -317,31 +376,25 @@ cdef double _ce_label_rows(
                 rest = row_exp_rest(z__c, g__c, n_classes, best)
                 log_sum = log1p(rest)
                 exp__c = g__c
-            loss = _label_loss(nll_factor, uniform, class_weight_total, best, target_logit,
-                               gap, log_sum)
-            if sample_weight != 1.0:
-                loss = sample_weight * loss
+            _label_row_terms(constants, label_weight, sample_weight, best, target_logit, gap,
+                             rest, log_sum, &terms)
             if g__c != NULL:
-                row_grad_scale = grad_scale * sample_weight
-                inv_sum = 1.0 / (1.0 + rest)
-                prob_scale = (row_grad_scale * (nll_factor + uniform * class_weight_total)
-                              * inv_sum)
-                # exp(z_y - row_max), already computed: no second exp.
+                # exp(z_y - row_max), already computed: no second exp. Read, and
+                # the Hessian formed, before the gradient overwrites the exps.
                 target_exp = exp__c[label]
-                if hess__nc != NULL:  # before the gradient overwrites the exps
-                    row_hessian(hess__nc + row * n_classes, exp__c, n_classes, inv_sum, rest,
-                                row_grad_scale * (nll_factor + uniform * class_weight_total))
-                row_scale(g__c, exp__c, n_classes, prob_scale, class_weight__c,
-                          row_grad_scale * uniform)
-                g__c[label] = <floating>_label_target_grad(
-                    row_grad_scale, nll_factor, uniform, class_weight_total, label_weight,
-                    target_exp, rest, inv_sum)
-            block_loss += loss
+                if hess__nc != NULL:
+                    row_hessian(hess__nc + row * n_classes, exp__c, n_classes, terms.inv_sum,
+                                rest, terms.hess_scale)
+                row_scale(g__c, exp__c, n_classes, terms.prob_scale, class_weight__c,
+                          terms.shift_scale)
+                g__c[label] = <floating>_label_target_grad(constants, &terms, label_weight,
+                                                           target_exp, rest)
+            block_loss += terms.loss
             block_weight += label_weight * sample_weight
             if loss__n != NULL:
-                loss__n[row] = <floating>loss
+                loss__n[row] = <floating>terms.loss
         run_start = run_stop
-    weight_sum[0] = block_weight
+    result.weight = block_weight
     return block_loss
 
 
@@ -422,26 +475,26 @@ cdef double _split_row_exp_rest(const floating* z__c, floating* exp__c,
     return exp_sum + <double>(n_at_max - 1)
 
 
-cdef object _run_ce_labels_long(
-    const floating* logits, const int64_t* target, const floating* class_weight,
-    double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
-    int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
-    floating* grad_out, floating* hess_out, double grad_scale, int n_threads,
-    const SampleOptions* samples,
-):
-    """_ce_label_rows for few, very long rows: same formulas, each row's passes
+cdef object _run_ce_labels_long(const floating* logits, const CrossEntropyTask* task,
+                                Py_ssize_t n_rows, int n_threads):
+    """_ce_label_rows for few, very long rows: the same terms, each row's passes
     run in parallel over its segments. (A per-logit mask takes the block path.)"""
+    cdef Py_ssize_t n_classes = task.n_classes
+    cdef const floating* class_weight = <const floating*>task.class_weight
+    cdef floating* loss_out = <floating*>task.loss
+    cdef floating* grad_out = <floating*>task.grad
+    cdef floating* hess_out = <floating*>task.hess
     cdef int threads = threads_for(n_rows * n_classes, n_threads)
     cdef RowSegments parts
     cdef Py_ssize_t row, segment, start, length, bad_row = -1
     cdef int64_t label
-    cdef bint usable
     cdef const floating* z__c
     cdef floating* g__c = NULL
     cdef floating* h__c = NULL
-    cdef double label_weight, nll_factor, uniform = smoothing / <double>n_classes
-    cdef double best, rest, gap, log_sum, loss, inv_sum, prob_scale, hess_scale, target_exp
-    cdef double target_logit, loss_total = 0.0, weight_total = 0.0, sample_weight
+    cdef double label_weight, sample_weight, best, rest, gap, target_exp, target_logit
+    cdef double loss_total = 0.0, weight_total = 0.0
+    cdef LabelRowTerms terms
+    cdef LabelConstants constants = _label_constants(task)
     if not segments_alloc(&parts, n_classes):
         segments_free(&parts)
         raise MemoryError()
@@ -452,16 +505,10 @@ cdef object _run_ce_labels_long(
                 g__c = grad_out + row * n_classes
             if hess_out != NULL:
                 h__c = hess_out + row * n_classes
-            label = target[row]
-            sample_weight = 0.0
-            usable = _sample_kept(samples, row)
-            if usable:
-                usable = _usable_label(label, ignore_index, has_ignore, n_classes, row,
-                                       &bad_row)
-                sample_weight = _sample_weight(samples, row, &bad_row)
-            label_weight = _label_weight(label, usable, class_weight)
-            if (not usable or sample_weight == 0.0
-                    or (label_weight == 0.0 and smoothing == 0.0)):
+            label = task.target[row]
+            sample_weight = _position_weight(task, row, label, True, &bad_row)
+            label_weight = _label_weight(label, sample_weight != 0.0, class_weight)
+            if _skips_row(sample_weight, label_weight, task.smoothing):
                 if g__c != NULL:
                     zero_row(g__c, n_classes)
                 if h__c != NULL:
@@ -469,90 +516,75 @@ cdef object _run_ce_labels_long(
                 if loss_out != NULL:
                     loss_out[row] = 0
                 continue
-            nll_factor = (1.0 - smoothing) * label_weight
             target_logit = z__c[label]
             best = _split_row_max(z__c, n_classes, &parts, threads)
-            rest = _split_row_exp_rest(z__c, g__c, class_weight, smoothing != 0.0, n_classes,
-                                       best, &parts, threads, &gap)
-            log_sum = log1p(rest)
-            loss = sample_weight * _label_loss(nll_factor, uniform, class_weight_total, best,
-                                               target_logit, gap, log_sum)
+            rest = _split_row_exp_rest(z__c, g__c, class_weight, task.smoothing != 0.0,
+                                       n_classes, best, &parts, threads, &gap)
+            _label_row_terms(constants, label_weight, sample_weight, best, target_logit, gap,
+                             rest, log1p(rest), &terms)
             if g__c != NULL:
-                inv_sum = 1.0 / (1.0 + rest)
-                hess_scale = (grad_scale * sample_weight
-                              * (nll_factor + uniform * class_weight_total))
-                prob_scale = hess_scale * inv_sum
                 target_exp = g__c[label]
                 for segment in prange(parts.n_segments, num_threads=threads,
                                       schedule="static", use_threads_if=threads > 1):
                     start = segment * BLOCK_ELEMENTS
                     length = min(<Py_ssize_t>BLOCK_ELEMENTS, n_classes - start)
                     if h__c != NULL:
-                        row_hessian(h__c + start, g__c + start, length, inv_sum, rest,
-                                    hess_scale)
-                    row_scale(g__c + start, g__c + start, length, prob_scale,
+                        row_hessian(h__c + start, g__c + start, length, terms.inv_sum, rest,
+                                    terms.hess_scale)
+                    row_scale(g__c + start, g__c + start, length, terms.prob_scale,
                               class_weight + start if class_weight != NULL else NULL,
-                              grad_scale * sample_weight * uniform)
-                g__c[label] = <floating>_label_target_grad(
-                    grad_scale * sample_weight, nll_factor, uniform, class_weight_total,
-                    label_weight, target_exp, rest, inv_sum)
-            loss_total += loss
+                              terms.shift_scale)
+                g__c[label] = <floating>_label_target_grad(constants, &terms, label_weight,
+                                                           target_exp, rest)
+            loss_total += terms.loss
             weight_total += label_weight * sample_weight
             if loss_out != NULL:
-                loss_out[row] = <floating>loss
+                loss_out[row] = <floating>terms.loss
     segments_free(&parts)
     return loss_total, weight_total, bad_row
 
 
-cdef double _ce_label_tile(
-    const floating* logits, const int64_t* target, const floating* class_weight,
-    double class_weight_total, Py_ssize_t n_classes, Py_ssize_t inner,
-    int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
-    floating* grad_out, floating* hess_out, double grad_scale, Py_ssize_t outer_index,
-    Py_ssize_t tile_start, Py_ssize_t width, const SampleOptions* samples, double* weight_sum,
-    Py_ssize_t* bad_position,
-) noexcept nogil:
+cdef double _ce_label_tile(const floating* logits, const CrossEntropyTask* task,
+                           Py_ssize_t outer_index, Py_ssize_t tile_start, Py_ssize_t width,
+                           BlockResult* result) noexcept nogil:
     """_ce_label_rows for a class axis that is not last: logits (outer, C, inner),
     one tile of ``width`` contiguous positions of one outer index, vectorised
-    across positions. Same formulas; the gradient may alias the logits."""
+    across positions. The same terms; the gradient may alias the logits."""
+    cdef Py_ssize_t n_classes = task.n_classes, inner = task.inner
+    cdef const floating* class_weight = <const floating*>task.class_weight
+    cdef floating* loss_out = <floating*>task.loss
     cdef Py_ssize_t base = outer_index * n_classes * inner + tile_start
     cdef Py_ssize_t first = outer_index * inner + tile_start
     cdef const floating* z = logits + base
-    cdef floating* g = grad_out + base if grad_out != NULL else NULL
-    cdef floating* h = hess_out + base if hess_out != NULL else NULL
+    cdef floating* g = <floating*>task.grad + base if task.grad != NULL else NULL
+    cdef floating* h = <floating*>task.hess + base if task.hess != NULL else NULL
     cdef double col_max[FASTCE_COLS_TILE]
     cdef double col_rest[FASTCE_COLS_TILE]
     cdef double gap[FASTCE_COLS_TILE]
     cdef double target_logit[FASTCE_COLS_TILE]
     cdef double label_weight[FASTCE_COLS_TILE]
+    cdef double sample_weight[FASTCE_COLS_TILE]
     cdef double inv_sum[FASTCE_COLS_TILE]
     cdef double prob_scale[FASTCE_COLS_TILE]
     cdef double shift_scale[FASTCE_COLS_TILE]
     cdef double hess_scale[FASTCE_COLS_TILE]
     cdef double target_exp[FASTCE_COLS_TILE]
-    cdef double position_scale[FASTCE_COLS_TILE]
+    cdef LabelRowTerms terms[FASTCE_COLS_TILE]
     cdef int64_t label[FASTCE_COLS_TILE]
     cdef bint active[FASTCE_COLS_TILE]
     cdef Py_ssize_t w, c
-    cdef double uniform = smoothing / <double>n_classes, nll_factor, log_sum, loss
     cdef double tile_loss = 0.0, tile_weight = 0.0, class_factor
-    bad_position[0] = -1
+    cdef LabelConstants constants = _label_constants(task)
     cols_max(z, inner, n_classes, width, col_max)
     for w in range(width):
-        label[w] = target[first + w]
-        position_scale[w] = 0.0
-        active[w] = _sample_kept(samples, first + w)
-        if active[w]:
-            active[w] = _usable_label(label[w], ignore_index, has_ignore, n_classes,
-                                      first + w, bad_position)
-            position_scale[w] = _sample_weight(samples, first + w, bad_position)
-        label_weight[w] = _label_weight(label[w], active[w], class_weight)
-        active[w] = (active[w] and position_scale[w] != 0.0
-                     and (label_weight[w] != 0.0 or smoothing != 0.0))
+        label[w] = task.target[first + w]
+        sample_weight[w] = _position_weight(task, first + w, label[w], True, &result.bad)
+        label_weight[w] = _label_weight(label[w], sample_weight[w] != 0.0, class_weight)
+        active[w] = not _skips_row(sample_weight[w], label_weight[w], task.smoothing)
         # read before the gradient overwrites the logits
         target_logit[w] = z[label[w] * inner + w] if active[w] else 0.0
         gap[w] = 0.0
-    if smoothing != 0.0:
+    if task.smoothing != 0.0:
         for c in range(n_classes):
             class_factor = class_weight[c] if class_weight != NULL else 1.0
             if class_factor == 0.0:
@@ -569,18 +601,15 @@ cdef double _ce_label_tile(
             if loss_out != NULL:
                 loss_out[first + w] = 0
             continue
-        nll_factor = (1.0 - smoothing) * label_weight[w]
-        log_sum = log1p(col_rest[w])
-        loss = position_scale[w] * _label_loss(nll_factor, uniform, class_weight_total,
-                                               col_max[w], target_logit[w], gap[w], log_sum)
-        tile_loss += loss
-        tile_weight += label_weight[w] * position_scale[w]
+        _label_row_terms(constants, label_weight[w], sample_weight[w], col_max[w],
+                         target_logit[w], gap[w], col_rest[w], log1p(col_rest[w]), &terms[w])
+        tile_loss += terms[w].loss
+        tile_weight += label_weight[w] * sample_weight[w]
         if loss_out != NULL:
-            loss_out[first + w] = <floating>loss
-        position_scale[w] = grad_scale * position_scale[w]  # from here, the gradient's
-        hess_scale[w] = position_scale[w] * (nll_factor + uniform * class_weight_total)
-        prob_scale[w] = hess_scale[w] * inv_sum[w]
-        shift_scale[w] = position_scale[w] * uniform
+            loss_out[first + w] = <floating>terms[w].loss
+        hess_scale[w] = terms[w].hess_scale
+        prob_scale[w] = terms[w].prob_scale
+        shift_scale[w] = terms[w].shift_scale
         if g != NULL:
             target_exp[w] = g[label[w] * inner + w]
     if g != NULL:
@@ -590,152 +619,87 @@ cdef double _ce_label_tile(
         for w in range(width):
             if active[w]:
                 g[label[w] * inner + w] = <floating>_label_target_grad(
-                    position_scale[w], (1.0 - smoothing) * label_weight[w], uniform,
-                    class_weight_total, label_weight[w], target_exp[w], col_rest[w],
-                    inv_sum[w])
+                    constants, &terms[w], label_weight[w], target_exp[w], col_rest[w])
                 continue
             # ignored position: exactly 0, even where its exps are NaN
             for c in range(n_classes):
                 g[c * inner + w] = 0
                 if h != NULL:
                     h[c * inner + w] = 0
-    weight_sum[0] = tile_weight
+    result.weight = tile_weight
     return tile_loss
 
 
-cdef object _run_ce_labels_cols(
-    const floating* logits, const int64_t* target, const floating* class_weight,
-    double class_weight_total, Py_ssize_t n_positions, Py_ssize_t n_classes,
-    Py_ssize_t inner, int64_t ignore_index, bint has_ignore, double smoothing,
-    floating* loss_out, floating* grad_out, floating* hess_out, double grad_scale,
-    int n_threads, const SampleOptions* samples,
-):
-    cdef Py_ssize_t outer = n_positions // inner
-    cdef Py_ssize_t tiles_per_outer = n_blocks_for(inner, FASTCE_COLS_TILE)
-    cdef Py_ssize_t n_units = outer * tiles_per_outer
-    cdef int threads = threads_for(n_positions * n_classes, n_threads)
-    cdef Py_ssize_t unit, outer_index, tile_start, bad
-    cdef double loss_total, weight_total
-    cdef BlockScratch scratch
-    if not scratch_alloc(&scratch, n_units):
-        scratch_free(&scratch)
-        raise MemoryError()
-    with nogil:
-        for unit in prange(n_units, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            outer_index = unit // tiles_per_outer
-            tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
-            scratch.loss[unit] = _ce_label_tile(
-                logits, target, class_weight, class_weight_total, n_classes, inner,
-                ignore_index, has_ignore, smoothing, loss_out, grad_out, hess_out, grad_scale,
-                outer_index, tile_start, min(<Py_ssize_t>FASTCE_COLS_TILE, inner - tile_start),
-                samples, &scratch.weight[unit], &scratch.bad[unit])
-        loss_total = sum_in_block_order(scratch.loss, n_units)
-        weight_total = sum_in_block_order(scratch.weight, n_units)
-        bad = first_bad_position(scratch.bad, n_units)
-    scratch_free(&scratch)
-    return loss_total, weight_total, bad
+cdef double _tiles_typed(const floating* logits, const CrossEntropyTask* task,
+                         Py_ssize_t unit_start, Py_ssize_t unit_stop,
+                         BlockResult* result) noexcept nogil:
+    # Units are (outer index, tile) pairs, one per block.
+    cdef Py_ssize_t tiles_per_outer = n_blocks_for(task.inner, FASTCE_COLS_TILE)
+    cdef Py_ssize_t unit, outer_index, tile_start
+    cdef double total = 0.0, weight = 0.0
+    for unit in range(unit_start, unit_stop):
+        outer_index = unit // tiles_per_outer
+        tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
+        total += _ce_label_tile(logits, task, outer_index, tile_start,
+                                min(<Py_ssize_t>FASTCE_COLS_TILE, task.inner - tile_start),
+                                result)
+        weight += result.weight
+    result.weight = weight
+    return total
 
 
-cdef struct MaskedBlocks:
-    # One scratch block per thread for a per-logit mask: the block's logits
-    # with masked entries set to -inf, and which of its rows keep a logit.
-    void* logits
-    unsigned char* row_kept
-    Py_ssize_t block_elements
-    Py_ssize_t block_rows
+cdef double _label_tiles_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                              void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const CrossEntropyTask* ce = <const CrossEntropyTask*>task
+    if ce.is_double:
+        return _tiles_typed(<const double*>ce.logits, ce, start, stop, result)
+    return _tiles_typed(<const float*>ce.logits, ce, start, stop, result)
 
 
-cdef int masked_blocks_alloc(MaskedBlocks* blocks, int threads, Py_ssize_t block_rows,
-                             Py_ssize_t n_classes, size_t item_size) except -1:
-    blocks.block_rows = block_rows
-    blocks.block_elements = block_rows * n_classes
-    blocks.logits = malloc(threads * blocks.block_elements * item_size + 1)
-    blocks.row_kept = <unsigned char*>malloc(threads * block_rows + 1)
-    if blocks.logits == NULL or blocks.row_kept == NULL:
-        masked_blocks_free(blocks)
-        raise MemoryError()
-    return 0
+cdef inline size_t _masked_block_bytes(const CrossEntropyTask* task,
+                                       size_t item_size) noexcept nogil:
+    """Per-thread scratch of a per-logit mask: the block's logits with the
+    masked entries set to -inf, then which of its rows keep a logit."""
+    if task.samples.logit_keep == NULL:
+        return 0
+    return task.block_rows * task.n_classes * item_size + task.block_rows
 
 
-cdef inline void masked_blocks_free(MaskedBlocks* blocks) noexcept nogil:
-    free(blocks.logits)
-    free(blocks.row_kept)
-    blocks.logits = NULL
-    blocks.row_kept = NULL
-
-
-cdef inline const floating* _block_logits(
-    const floating* logits, Py_ssize_t n_classes, Py_ssize_t start, Py_ssize_t stop,
-    const SampleOptions* samples, MaskedBlocks* blocks, int thread,
-    unsigned char** row_kept,
-) noexcept nogil:
+cdef inline const floating* _block_logits(const floating* logits,
+                                          const CrossEntropyTask* task, Py_ssize_t start,
+                                          Py_ssize_t stop, void* thread_scratch,
+                                          const unsigned char** row_kept) noexcept nogil:
     """The rows [start, stop) a block kernel reads: the logits themselves, or
     with a per-logit mask this thread's masked copy (and its row flags)."""
-    cdef floating* copy
+    cdef floating* copy = <floating*>thread_scratch
+    cdef unsigned char* kept
     row_kept[0] = NULL
-    if samples.logit_keep == NULL:
-        return logits + start * n_classes
-    copy = (<floating*>blocks.logits) + thread * blocks.block_elements
-    row_kept[0] = blocks.row_kept + thread * blocks.block_rows
-    _masked_rows(logits + start * n_classes, samples.logit_keep + start * n_classes, copy,
-                 row_kept[0], stop - start, n_classes)
+    if task.samples.logit_keep == NULL:
+        return logits + start * task.n_classes
+    kept = <unsigned char*>(copy + task.block_rows * task.n_classes)
+    _masked_rows(logits + start * task.n_classes,
+                 task.samples.logit_keep + start * task.n_classes, copy, kept, stop - start,
+                 task.n_classes)
+    row_kept[0] = kept
     return copy
 
 
-cdef object _run_ce_labels(
-    const floating* logits, const int64_t* target, const floating* class_weight,
-    double class_weight_total, Py_ssize_t n_rows, Py_ssize_t n_classes,
-    int64_t ignore_index, bint has_ignore, double smoothing, floating* loss_out,
-    floating* grad_out, floating* hess_out, double grad_scale, int n_threads,
-    Py_ssize_t inner, const SampleOptions* samples,
-):
-    cdef Py_ssize_t block_rows = rows_per_block(n_classes)
-    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
-    cdef int threads = threads_for(n_rows * n_classes, n_threads)
-    cdef Py_ssize_t block, start, stop, bad
-    cdef double loss_total, weight_total
-    cdef const floating* block_logits
-    cdef unsigned char* row_kept
-    cdef BlockScratch scratch
-    cdef MaskedBlocks masked
-    masked.logits = NULL
-    masked.row_kept = NULL
-    if samples.logit_keep != NULL and inner > 1:
-        raise ValueError("fastce internal error: a per-logit mask needs rows of classes")
-    if inner > 1:
-        return _run_ce_labels_cols(logits, target, class_weight, class_weight_total, n_rows,
-                                   n_classes, inner, ignore_index, has_ignore, smoothing,
-                                   loss_out, grad_out, hess_out, grad_scale, n_threads,
-                                   samples)
-    if _long_rows(n_rows, n_classes) and samples.logit_keep == NULL:
-        return _run_ce_labels_long(logits, target, class_weight, class_weight_total, n_rows,
-                                   n_classes, ignore_index, has_ignore, smoothing, loss_out,
-                                   grad_out, hess_out, grad_scale, n_threads, samples)
-    if samples.logit_keep != NULL:
-        masked_blocks_alloc(&masked, threads, block_rows, n_classes, sizeof(floating))
-    if not scratch_alloc(&scratch, n_blocks):
-        scratch_free(&scratch)
-        masked_blocks_free(&masked)
-        raise MemoryError()
-    with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            start = block * block_rows
-            stop = min(start + block_rows, n_rows)
-            row_kept = NULL
-            block_logits = _block_logits(logits, n_classes, start, stop, samples, &masked,
-                                         threadid(), &row_kept)
-            scratch.loss[block] = _ce_label_rows(
-                block_logits, target, class_weight, class_weight_total, n_classes,
-                ignore_index, has_ignore, smoothing, loss_out, grad_out, hess_out, grad_scale,
-                start, stop, samples, row_kept, &scratch.weight[block], &scratch.bad[block])
-        loss_total = sum_in_block_order(scratch.loss, n_blocks)
-        weight_total = sum_in_block_order(scratch.weight, n_blocks)
-        bad = first_bad_position(scratch.bad, n_blocks)
-    scratch_free(&scratch)
-    masked_blocks_free(&masked)
-    return loss_total, weight_total, bad
+cdef double _label_rows_typed(const floating* logits, const CrossEntropyTask* task,
+                              Py_ssize_t start, Py_ssize_t stop, void* thread_scratch,
+                              BlockResult* result) noexcept nogil:
+    cdef const unsigned char* row_kept
+    cdef const floating* block_logits = _block_logits(logits, task, start, stop,
+                                                      thread_scratch, &row_kept)
+    return _ce_label_rows(block_logits, task, start, stop, row_kept, result)
+
+
+cdef double _label_rows_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                             void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const CrossEntropyTask* ce = <const CrossEntropyTask*>task
+    if ce.is_double:
+        return _label_rows_typed(<const double*>ce.logits, ce, start, stop, thread_scratch,
+                                 result)
+    return _label_rows_typed(<const float*>ce.logits, ce, start, stop, thread_scratch, result)
 
 
 cdef int sample_options(SampleOptions* samples, object sample_weight, object sample_mask,
@@ -750,6 +714,38 @@ cdef int sample_options(SampleOptions* samples, object sample_weight, object sam
                                                     False)
     samples.logit_keep = <const unsigned char*>array_data(logit_mask, cnp.NPY_UINT8,
                                                           n_logits, False)
+    return 0
+
+
+cdef int _cross_entropy_task(CrossEntropyTask* task, object logits, object class_weight,
+                             Py_ssize_t n_classes, double smoothing, object loss_out,
+                             object grad_out, object hess_out, double grad_scale,
+                             object sample_weight, object sample_mask,
+                             object logit_mask) except -1:
+    """The fields every cross-entropy task shares, from checked arrays of the
+    logits' dtype (``loss_out`` one per position, the others the logits' size)."""
+    cdef int typenum = float_typenum(logits)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
+    cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
+    task.is_double = typenum == cnp.NPY_FLOAT64
+    task.logits = array_data(logits, typenum, n_rows * n_classes, False)
+    task.class_weight = array_data(class_weight, typenum, n_classes, False)
+    task.n_classes = n_classes
+    task.inner = 1
+    task.block_rows = rows_per_block(n_classes)
+    task.smoothing = smoothing
+    task.loss = array_data(loss_out, typenum, n_rows, True)
+    task.grad = array_data(grad_out, typenum, size, True)
+    task.hess = array_data(hess_out, typenum, size, True)
+    task.grad_scale = grad_scale
+    task.target = NULL
+    task.target_probs = NULL
+    task.kl_mode = False
+    task.log_target = False
+    task.has_ignore = False
+    task.ignore_index = 0
+    task.class_weight_total = 0.0
+    sample_options(&task.samples, sample_weight, sample_mask, logit_mask, n_rows, size)
     return 0
 
 
@@ -771,34 +767,41 @@ def cross_entropy_labels(logits, target, class_weight, double class_weight_total
     the sum of sw * w_y, and the first position whose label or sample weight
     is invalid.
     """
-    cdef int typenum = float_typenum(logits)
-    cdef SampleOptions samples
     cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
-    cdef void* logits_ptr = array_data(logits, typenum, n_rows * n_classes, False)
-    cdef void* target_ptr = array_data(target, cnp.NPY_INT64, n_rows, False)
-    cdef void* weight_ptr = array_data(class_weight, typenum, n_classes, False)
-    cdef void* loss_ptr = array_data(loss_out, typenum, n_rows, True)
-    cdef void* grad_ptr = array_data(grad_out, typenum, size, True)
-    cdef void* hess_ptr = array_data(hess_out, typenum, size, True)
-    if hess_ptr != NULL and grad_ptr == NULL:
+    cdef CrossEntropyTask task
+    cdef BlockTotals totals
+    cdef size_t item_size
+    _cross_entropy_task(&task, logits, class_weight, n_classes, smoothing, loss_out, grad_out,
+                        hess_out, grad_scale, sample_weight, sample_mask, logit_mask)
+    task.target = <const int64_t*>array_data(target, cnp.NPY_INT64, n_rows, False)
+    task.class_weight_total = class_weight_total
+    task.ignore_index = ignore_index
+    task.has_ignore = has_ignore
+    task.inner = inner
+    if task.hess != NULL and task.grad == NULL:
         raise ValueError("fastce internal error: the Hessian needs the gradient")
     if n_rows == 0:
         return 0.0, 0.0, -1
     if inner < 1 or n_rows % inner:
         raise ValueError("fastce internal error: inner does not divide the positions")
-    sample_options(&samples, sample_weight, sample_mask, logit_mask, n_rows, size)
-    if typenum == cnp.NPY_FLOAT32:
-        return _run_ce_labels(<const float*>logits_ptr, <const int64_t*>target_ptr,
-                              <const float*>weight_ptr, class_weight_total, n_rows, n_classes,
-                              ignore_index, has_ignore, smoothing, <float*>loss_ptr,
-                              <float*>grad_ptr, <float*>hess_ptr, grad_scale, n_threads,
-                              inner, &samples)
-    return _run_ce_labels(<const double*>logits_ptr, <const int64_t*>target_ptr,
-                          <const double*>weight_ptr, class_weight_total, n_rows, n_classes,
-                          ignore_index, has_ignore, smoothing, <double*>loss_ptr,
-                          <double*>grad_ptr, <double*>hess_ptr, grad_scale, n_threads, inner,
-                          &samples)
+    if task.samples.logit_keep != NULL and inner > 1:
+        raise ValueError("fastce internal error: a per-logit mask needs rows of classes")
+    if inner > 1:
+        with nogil:
+            run_blocks(_label_tiles_body, &task,
+                       (n_rows // inner) * n_blocks_for(inner, FASTCE_COLS_TILE), 1, size,
+                       n_threads, 0, &totals)
+        return totals.loss, totals.weight, totals.bad
+    if _long_rows(n_rows, n_classes) and task.samples.logit_keep == NULL:
+        if task.is_double:
+            return _run_ce_labels_long(<const double*>task.logits, &task, n_rows, n_threads)
+        return _run_ce_labels_long(<const float*>task.logits, &task, n_rows, n_threads)
+    item_size = sizeof(double) if task.is_double else sizeof(float)
+    with nogil:
+        run_blocks(_label_rows_body, &task, n_rows, task.block_rows, size, n_threads,
+                   _masked_block_bytes(&task, item_size), &totals)
+    return totals.loss, totals.weight, totals.bad
 
 
 cdef inline bint _any_kept(const unsigned char* keep__c, Py_ssize_t n_classes) noexcept nogil:
@@ -873,63 +876,53 @@ def label_weight_total(target, class_weight, Py_ssize_t n_classes, int64_t ignor
                                                                  n_rows, False)
     cdef const double* weight_ptr = <const double*>array_data(class_weight, cnp.NPY_FLOAT64,
                                                               n_classes, False)
-    cdef Py_ssize_t block_rows = LABEL_BLOCK_ROWS
-    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
-    cdef int threads = threads_for(n_rows, n_threads)
-    cdef Py_ssize_t block, start, stop, bad
-    cdef double total
-    cdef BlockScratch scratch
-    cdef SampleOptions samples
+    cdef CrossEntropyTask task
+    cdef BlockTotals totals
     if n_rows <= 0:
         return 0.0, -1
-    sample_options(&samples, sample_weight, sample_mask, logit_mask, n_rows,
+    task.target = target_ptr
+    task.class_weight = weight_ptr
+    task.n_classes = n_classes
+    task.ignore_index = ignore_index
+    task.has_ignore = has_ignore
+    sample_options(&task.samples, sample_weight, sample_mask, logit_mask, n_rows,
                    n_rows * n_classes)
-    if not scratch_alloc(&scratch, n_blocks):
-        scratch_free(&scratch)
-        raise MemoryError()
     with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            start = block * block_rows
-            stop = min(start + block_rows, n_rows)
-            scratch.weight[block] = _label_weight_rows(
-                target_ptr, weight_ptr, n_classes, ignore_index, has_ignore, &samples, start,
-                stop, &scratch.bad[block])
-        total = sum_in_block_order(scratch.weight, n_blocks)
-        bad = first_bad_position(scratch.bad, n_blocks)
-    scratch_free(&scratch)
-    return total, bad
+        run_blocks(_label_weight_body, &task, n_rows, LABEL_BLOCK_ROWS, n_rows, n_threads, 0,
+                   &totals)
+    return totals.loss, totals.bad
+
+
+cdef double _label_weight_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                               void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const CrossEntropyTask* ce = <const CrossEntropyTask*>task
+    return _label_weight_rows(ce.target, <const double*>ce.class_weight, ce.n_classes,
+                              ce.ignore_index, ce.has_ignore, &ce.samples, start, stop,
+                              &result.bad)
 
 
 # ----------------------------------------- cross-entropy, probability targets
 
-cdef double _ce_soft_rows(
-    const floating* block_logits__nc,
-    const floating* target__nc,
-    const floating* class_weight__c,
-    Py_ssize_t n_classes,
-    double smoothing,
-    bint kl_mode,
-    bint log_target,
-    floating* loss__n,
-    floating* grad__nc,
-    double grad_scale,
-    Py_ssize_t row_start,
-    Py_ssize_t row_stop,
-    const SampleOptions* samples,
-    const unsigned char* block_row_kept,
-    double* weight_sum,
-    Py_ssize_t* bad_position,
-) noexcept nogil:
+cdef double _ce_soft_rows(const floating* block_logits__nc, const CrossEntropyTask* task,
+                          Py_ssize_t row_start, Py_ssize_t row_stop,
+                          const unsigned char* block_row_kept,
+                          BlockResult* result) noexcept nogil:
     """With f_c = w_c ((1-eps) y_c + eps/C) and F = sum f_c:
 
         l = sw [sum_c f_c (lse - z_c)] = sw [sum_c f_c (row_max - z_c) + F log1p(rest)]
         g_c = s sw (F p_c - f_c)
 
     ``block_logits__nc`` and the sample options as in _ce_label_rows; adds the
-    sum of sw over the rows that count to ``weight_sum``. A row that is not
+    sum of sw over the rows that count to ``result.weight``. A row that is not
     kept is skipped without checking its targets.
     """
+    cdef const floating* target__nc = <const floating*>task.target_probs
+    cdef const floating* class_weight__c = <const floating*>task.class_weight
+    cdef Py_ssize_t n_classes = task.n_classes
+    cdef double smoothing = task.smoothing, grad_scale = task.grad_scale
+    cdef bint kl_mode = task.kl_mode, log_target = task.log_target
+    cdef floating* loss__n = <floating*>task.loss
+    cdef floating* grad__nc = <floating*>task.grad
     cdef Py_ssize_t row, c, bad_class
     cdef const floating* z__c
     cdef const floating* y__c
@@ -937,13 +930,12 @@ cdef double _ce_soft_rows(
     cdef double block_loss = 0.0, block_weight = 0.0, uniform = smoothing / <double>n_classes
     cdef double best, rest, mass, gap, loss, prob_scale, factor, target, sample_weight
     cdef double row_grad_scale
-    bad_position[0] = -1
     for row in range(row_start, row_stop):
         z__c = block_logits__nc + (row - row_start) * n_classes
         y__c = target__nc + row * n_classes
         if grad__nc != NULL:
             g__c = grad__nc + row * n_classes
-        if not (_sample_kept(samples, row)
+        if not (_sample_kept(&task.samples, row)
                 and (block_row_kept == NULL or block_row_kept[row - row_start])):
             if g__c != NULL:
                 zero_row(g__c, n_classes)
@@ -955,16 +947,16 @@ cdef double _ce_soft_rows(
                                          smoothing, kl_mode, log_target, &mass, &gap)
         sample_weight = 0.0
         if bad_class >= 0:
-            if bad_position[0] < 0:
-                bad_position[0] = row * n_classes + bad_class
-        elif samples.weight == NULL:
+            if result.bad < 0:
+                result.bad = row * n_classes + bad_class
+        elif task.samples.weight == NULL:
             sample_weight = 1.0
         else:
-            sample_weight = samples.weight[row]
+            sample_weight = task.samples.weight[row]
             if not fastce_is_valid_weight(sample_weight):
                 # reported at the row's first logit, whose target is valid
-                if bad_position[0] < 0:
-                    bad_position[0] = row * n_classes
+                if result.bad < 0:
+                    result.bad = row * n_classes
                 sample_weight = 0.0
         if sample_weight == 0.0:
             # An invalid row, or a zero sample weight: exactly 0 whatever the
@@ -998,51 +990,26 @@ cdef double _ce_soft_rows(
         block_weight += sample_weight
         if loss__n != NULL:
             loss__n[row] = <floating>loss
-    weight_sum[0] = block_weight
+    result.weight = block_weight
     return block_loss
 
 
-cdef object _run_ce_probs(
-    const floating* logits, const floating* target, const floating* class_weight,
-    Py_ssize_t n_rows, Py_ssize_t n_classes, double smoothing, bint kl_mode, bint log_target,
-    floating* loss_out, floating* grad_out, double grad_scale, int n_threads,
-    const SampleOptions* samples,
-):
-    cdef Py_ssize_t block_rows = rows_per_block(n_classes)
-    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
-    cdef int threads = threads_for(n_rows * n_classes, n_threads)
-    cdef Py_ssize_t block, start, stop, bad
-    cdef double loss_total, weight_total
-    cdef const floating* block_logits
-    cdef unsigned char* row_kept
-    cdef BlockScratch scratch
-    cdef MaskedBlocks masked
-    masked.logits = NULL
-    masked.row_kept = NULL
-    if samples.logit_keep != NULL:
-        masked_blocks_alloc(&masked, threads, block_rows, n_classes, sizeof(floating))
-    if not scratch_alloc(&scratch, n_blocks):
-        scratch_free(&scratch)
-        masked_blocks_free(&masked)
-        raise MemoryError()
-    with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            start = block * block_rows
-            stop = min(start + block_rows, n_rows)
-            row_kept = NULL
-            block_logits = _block_logits(logits, n_classes, start, stop, samples, &masked,
-                                         threadid(), &row_kept)
-            scratch.loss[block] = _ce_soft_rows(
-                block_logits, target, class_weight, n_classes, smoothing, kl_mode, log_target,
-                loss_out, grad_out, grad_scale, start, stop, samples, row_kept,
-                &scratch.weight[block], &scratch.bad[block])
-        loss_total = sum_in_block_order(scratch.loss, n_blocks)
-        weight_total = sum_in_block_order(scratch.weight, n_blocks)
-        bad = first_bad_position(scratch.bad, n_blocks)
-    scratch_free(&scratch)
-    masked_blocks_free(&masked)
-    return loss_total, weight_total, bad
+cdef double _soft_rows_typed(const floating* logits, const CrossEntropyTask* task,
+                             Py_ssize_t start, Py_ssize_t stop, void* thread_scratch,
+                             BlockResult* result) noexcept nogil:
+    cdef const unsigned char* row_kept
+    cdef const floating* block_logits = _block_logits(logits, task, start, stop,
+                                                      thread_scratch, &row_kept)
+    return _ce_soft_rows(block_logits, task, start, stop, row_kept, result)
+
+
+cdef double _soft_rows_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                            void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const CrossEntropyTask* ce = <const CrossEntropyTask*>task
+    if ce.is_double:
+        return _soft_rows_typed(<const double*>ce.logits, ce, start, stop, thread_scratch,
+                                result)
+    return _soft_rows_typed(<const float*>ce.logits, ce, start, stop, thread_scratch, result)
 
 
 def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, double smoothing,
@@ -1062,24 +1029,20 @@ def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, doub
     cdef int typenum = float_typenum(logits)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(logits)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
-    cdef void* logits_ptr = array_data(logits, typenum, n_rows * n_classes, False)
-    cdef void* target_ptr = array_data(target, typenum, size, False)
-    cdef void* weight_ptr = array_data(class_weight, typenum, n_classes, False)
-    cdef void* loss_ptr = array_data(loss_out, typenum, n_rows, True)
-    cdef void* grad_ptr = array_data(grad_out, typenum, size, True)
-    cdef SampleOptions samples
+    cdef CrossEntropyTask task
+    cdef BlockTotals totals
+    _cross_entropy_task(&task, logits, class_weight, n_classes, smoothing, loss_out, grad_out,
+                        None, grad_scale, sample_weight, sample_mask, logit_mask)
+    task.target_probs = array_data(target, typenum, size, False)
+    task.kl_mode = kl_mode
+    task.log_target = log_target
     if n_rows == 0:
         return 0.0, 0.0, -1
-    sample_options(&samples, sample_weight, sample_mask, logit_mask, n_rows, size)
-    if typenum == cnp.NPY_FLOAT32:
-        return _run_ce_probs(<const float*>logits_ptr, <const float*>target_ptr,
-                             <const float*>weight_ptr, n_rows, n_classes, smoothing, kl_mode,
-                             log_target, <float*>loss_ptr, <float*>grad_ptr, grad_scale,
-                             n_threads, &samples)
-    return _run_ce_probs(<const double*>logits_ptr, <const double*>target_ptr,
-                         <const double*>weight_ptr, n_rows, n_classes, smoothing, kl_mode,
-                         log_target, <double*>loss_ptr, <double*>grad_ptr, grad_scale,
-                         n_threads, &samples)
+    with nogil:
+        run_blocks(_soft_rows_body, &task, n_rows, task.block_rows, size, n_threads,
+                   _masked_block_bytes(&task, sizeof(double) if task.is_double
+                                       else sizeof(float)), &totals)
+    return totals.loss, totals.weight, totals.bad
 
 
 # ------------------------------------------- log_softmax, softmax, logsumexp
@@ -1205,35 +1168,55 @@ cdef void _normalize_long_rows(int mode, const floating* x, floating* out, Py_ss
                           0.0)
 
 
-cdef int _run_normalize(int mode, const floating* x, floating* out, Py_ssize_t n_rows,
-                        Py_ssize_t n_classes, int n_threads, Py_ssize_t inner) except -1 nogil:
-    cdef Py_ssize_t block_rows = rows_per_block(n_classes)
-    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
-    cdef int threads = threads_for(n_rows * n_classes, n_threads)
-    cdef Py_ssize_t block, start, stop, unit, outer_index, tile_start
-    cdef Py_ssize_t tiles_per_outer = n_blocks_for(inner, FASTCE_COLS_TILE)
+cdef struct NormalizeTask:
+    # One log_softmax / softmax / logsumexp call over (outer, C, inner), or one
+    # weighted logsumexp over rows (``b`` and ``sign`` set).
+    int mode
+    bint is_double
+    const void* x
+    const void* b
+    void* out
+    void* sign
+    Py_ssize_t n_classes
+    Py_ssize_t inner
+
+
+cdef void _normalize_typed(const floating* x, const NormalizeTask* task, Py_ssize_t start,
+                           Py_ssize_t stop) noexcept nogil:
+    # Items are rows when inner is 1, (outer index, tile) units otherwise.
+    cdef Py_ssize_t tiles_per_outer = n_blocks_for(task.inner, FASTCE_COLS_TILE)
+    cdef Py_ssize_t unit, outer_index, tile_start
+    if task.inner == 1:
+        _normalize_rows(task.mode, x, <floating*>task.out, task.n_classes, start, stop)
+        return
+    for unit in range(start, stop):
+        outer_index = unit // tiles_per_outer
+        tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
+        _normalize_tile(task.mode, x, <floating*>task.out, task.n_classes, task.inner,
+                        outer_index, tile_start,
+                        min(<Py_ssize_t>FASTCE_COLS_TILE, task.inner - tile_start))
+
+
+cdef double _normalize_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                            void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const NormalizeTask* normalize = <const NormalizeTask*>task
+    if normalize.is_double:
+        _normalize_typed(<const double*>normalize.x, normalize, start, stop)
+    else:
+        _normalize_typed(<const float*>normalize.x, normalize, start, stop)
+    return 0.0
+
+
+cdef int _normalize_long(const floating* x, const NormalizeTask* task, Py_ssize_t n_rows,
+                         int n_threads) except -1 nogil:
     cdef RowSegments parts
-    if inner > 1:
-        for unit in prange((n_rows // inner) * tiles_per_outer, num_threads=threads,
-                           schedule="static", use_threads_if=threads > 1):
-            outer_index = unit // tiles_per_outer
-            tile_start = (unit - outer_index * tiles_per_outer) * FASTCE_COLS_TILE
-            _normalize_tile(mode, x, out, n_classes, inner, outer_index, tile_start,
-                            min(<Py_ssize_t>FASTCE_COLS_TILE, inner - tile_start))
-        return 0
-    if _long_rows(n_rows, n_classes):
-        if not segments_alloc(&parts, n_classes):
-            segments_free(&parts)
-            with gil:
-                raise MemoryError()
-        _normalize_long_rows(mode, x, out, n_rows, n_classes, threads, &parts)
+    if not segments_alloc(&parts, task.n_classes):
         segments_free(&parts)
-        return 0
-    for block in prange(n_blocks, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-        start = block * block_rows
-        stop = min(start + block_rows, n_rows)
-        _normalize_rows(mode, x, out, n_classes, start, stop)
+        with gil:
+            raise MemoryError()
+    _normalize_long_rows(task.mode, x, <floating*>task.out, n_rows, task.n_classes,
+                         threads_for(n_rows * task.n_classes, n_threads), &parts)
+    segments_free(&parts)
     return 0
 
 
@@ -1244,43 +1227,54 @@ def normalize(int mode, x, out, Py_ssize_t n_classes, int n_threads, Py_ssize_t 
     cdef int typenum = float_typenum(x)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
-    cdef void* x_ptr = array_data(x, typenum, size, False)
-    cdef void* out_ptr = array_data(out, typenum,
-                                    n_rows if mode == MODE_LOGSUMEXP else size, True)
+    cdef NormalizeTask task
+    cdef BlockTotals totals
+    task.mode = mode
+    task.is_double = typenum == cnp.NPY_FLOAT64
+    task.x = array_data(x, typenum, size, False)
+    task.out = array_data(out, typenum, n_rows if mode == MODE_LOGSUMEXP else size, True)
+    task.n_classes = n_classes
+    task.inner = inner
     if n_rows == 0:
         return
     if inner < 1 or n_rows % inner:
         raise ValueError("fastce internal error: inner does not divide the positions")
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _run_normalize(mode, <const float*>x_ptr, <float*>out_ptr, n_rows, n_classes,
-                           n_threads, inner)
+        if inner > 1:
+            run_blocks(_normalize_body, &task,
+                       (n_rows // inner) * n_blocks_for(inner, FASTCE_COLS_TILE), 1, size,
+                       n_threads, 0, &totals)
+        elif _long_rows(n_rows, n_classes) and task.is_double:
+            _normalize_long(<const double*>task.x, &task, n_rows, n_threads)
+        elif _long_rows(n_rows, n_classes):
+            _normalize_long(<const float*>task.x, &task, n_rows, n_threads)
         else:
-            _run_normalize(mode, <const double*>x_ptr, <double*>out_ptr, n_rows, n_classes,
-                           n_threads, inner)
+            run_blocks(_normalize_body, &task, n_rows, rows_per_block(n_classes), size,
+                       n_threads, 0, &totals)
 
 
 # ----------------------------------------------------- nll_loss (log-probs)
 
-cdef double _nll_unit(
-    const floating* log_probs, const int64_t* target, const floating* class_weight__c,
-    Py_ssize_t n_classes, Py_ssize_t inner, int64_t ignore_index, floating* loss__n,
-    floating* grad, double grad_scale, Py_ssize_t outer_start, Py_ssize_t outer_stop,
-    double* weight_sum, Py_ssize_t* bad_position,
-) noexcept nogil:
+cdef double _nll_unit(const floating* log_probs, const CrossEntropyTask* task,
+                     Py_ssize_t outer_start, Py_ssize_t outer_stop,
+                     BlockResult* result) noexcept nogil:
     """Outer indices [outer_start, outer_stop) of log-probabilities viewed as
     (outer, C, inner): l = -w_y log_probs[y] per position; the gradient is
     -s w_y at the target entry and 0 elsewhere. The losses are read before
-    the unit's gradient is zeroed, so ``grad`` may alias ``log_probs``."""
+    the unit's gradient is zeroed, so the gradient may alias ``log_probs``."""
+    cdef Py_ssize_t n_classes = task.n_classes, inner = task.inner
+    cdef const floating* class_weight__c = <const floating*>task.class_weight
+    cdef floating* loss__n = <floating*>task.loss
+    cdef floating* grad = <floating*>task.grad
     cdef Py_ssize_t position, outer_index, base, first = outer_start * inner
     cdef Py_ssize_t last = outer_stop * inner, element
     cdef int64_t label
     cdef bint usable
     cdef double label_weight, loss, total = 0.0, weights = 0.0
-    bad_position[0] = -1
     for position in range(first, last):
-        label = target[position]
-        usable = _usable_label(label, ignore_index, True, n_classes, position, bad_position)
+        label = task.target[position]
+        usable = _usable_label(label, task.ignore_index, True, n_classes, position,
+                               &result.bad)
         label_weight = _label_weight(label, usable, class_weight__c)
         loss = 0.0
         if label_weight != 0.0:
@@ -1295,74 +1289,50 @@ cdef double _nll_unit(
         for element in range(outer_start * n_classes * inner, outer_stop * n_classes * inner):
             grad[element] = 0
         for position in range(first, last):
-            label = target[position]
-            if (label == ignore_index or label < 0 or label >= n_classes):
+            label = task.target[position]
+            if (label == task.ignore_index or label < 0 or label >= n_classes):
                 continue
             label_weight = class_weight__c[label] if class_weight__c != NULL else 1.0
             if label_weight == 0.0:
                 continue
             outer_index = position // inner
             base = outer_index * n_classes * inner + (position - outer_index * inner)
-            grad[base + label * inner] = <floating>(-grad_scale * label_weight)
-    weight_sum[0] = weights
+            grad[base + label * inner] = <floating>(-task.grad_scale * label_weight)
+    result.weight = weights
     return total
 
 
-cdef object _run_nll(
-    const floating* log_probs, const int64_t* target, const floating* class_weight,
-    Py_ssize_t n_positions, Py_ssize_t n_classes, Py_ssize_t inner, int64_t ignore_index,
-    floating* loss_out, floating* grad_out, double grad_scale, int n_threads,
-):
-    cdef Py_ssize_t outer = n_positions // inner
-    cdef Py_ssize_t outer_per_unit = rows_per_block(n_classes * inner)
-    cdef Py_ssize_t n_units = n_blocks_for(outer, outer_per_unit)
-    cdef int threads = threads_for(n_positions * n_classes, n_threads)
-    cdef Py_ssize_t unit, start, bad
-    cdef double loss_total, weight_total
-    cdef BlockScratch scratch
-    if not scratch_alloc(&scratch, n_units):
-        scratch_free(&scratch)
-        raise MemoryError()
-    with nogil:
-        for unit in prange(n_units, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            start = unit * outer_per_unit
-            scratch.loss[unit] = _nll_unit(
-                log_probs, target, class_weight, n_classes, inner, ignore_index, loss_out,
-                grad_out, grad_scale, start, min(start + outer_per_unit, outer),
-                &scratch.weight[unit], &scratch.bad[unit])
-        loss_total = sum_in_block_order(scratch.loss, n_units)
-        weight_total = sum_in_block_order(scratch.weight, n_units)
-        bad = first_bad_position(scratch.bad, n_units)
-    scratch_free(&scratch)
-    return loss_total, weight_total, bad
+cdef double _nll_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                      void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const CrossEntropyTask* nll = <const CrossEntropyTask*>task
+    if nll.is_double:
+        return _nll_unit(<const double*>nll.logits, nll, start, stop, result)
+    return _nll_unit(<const float*>nll.logits, nll, start, stop, result)
 
 
 def nll_labels(log_probs, target, class_weight, Py_ssize_t n_classes, int64_t ignore_index,
                loss_out, grad_out, double grad_scale, int n_threads, Py_ssize_t inner=1):
     """torch's nll_loss over C-contiguous log-probabilities viewed as (outer,
     n_classes, inner), int64 ``target`` one per position. Reads one value per
-    position (and writes the whole gradient). Returns ``(loss_sum,
-    label_weight_sum, first_bad_position)``."""
-    cdef int typenum = float_typenum(log_probs)
+    position (and writes the whole gradient), in units of whole outer indices.
+    Returns ``(loss_sum, label_weight_sum, first_bad_position)``."""
     cdef Py_ssize_t size = cnp.PyArray_SIZE(log_probs)
     cdef Py_ssize_t n_positions = size // n_classes if n_classes > 0 else 0
-    cdef void* data_ptr = array_data(log_probs, typenum, size, False)
-    cdef void* target_ptr = array_data(target, cnp.NPY_INT64, n_positions, False)
-    cdef void* weight_ptr = array_data(class_weight, typenum, n_classes, False)
-    cdef void* loss_ptr = array_data(loss_out, typenum, n_positions, True)
-    cdef void* grad_ptr = array_data(grad_out, typenum, size, True)
+    cdef CrossEntropyTask task
+    cdef BlockTotals totals
+    _cross_entropy_task(&task, log_probs, class_weight, n_classes, 0.0, loss_out, grad_out,
+                        None, grad_scale, None, None, None)
+    task.target = <const int64_t*>array_data(target, cnp.NPY_INT64, n_positions, False)
+    task.ignore_index = ignore_index
+    task.inner = inner
     if n_positions == 0:
         return 0.0, 0.0, -1
     if inner < 1 or n_positions % inner:
         raise ValueError("fastce internal error: inner does not divide the positions")
-    if typenum == cnp.NPY_FLOAT32:
-        return _run_nll(<const float*>data_ptr, <const int64_t*>target_ptr,
-                        <const float*>weight_ptr, n_positions, n_classes, inner, ignore_index,
-                        <float*>loss_ptr, <float*>grad_ptr, grad_scale, n_threads)
-    return _run_nll(<const double*>data_ptr, <const int64_t*>target_ptr,
-                    <const double*>weight_ptr, n_positions, n_classes, inner, ignore_index,
-                    <double*>loss_ptr, <double*>grad_ptr, grad_scale, n_threads)
+    with nogil:
+        run_blocks(_nll_body, &task, n_positions // inner, rows_per_block(n_classes * inner),
+                   size, n_threads, 0, &totals)
+    return totals.loss, totals.weight, totals.bad
 
 
 # ------------------------------------------ logsumexp with scale factors b
@@ -1416,12 +1386,12 @@ cdef void _weighted_lse_row(const floating* x__c, const floating* b__c, Py_ssize
         result[0], sign[0] = -INFINITY, 0.0
 
 
-cdef void _weighted_lse_rows(const floating* x, const floating* b, floating* out,
-                             floating* sign_out, Py_ssize_t n_classes, Py_ssize_t row_start,
-                             Py_ssize_t row_stop) noexcept nogil:
-    # The row results are locals of this (per-block) function: inside the
-    # prange body, taking their address would make them shared between threads.
-    cdef Py_ssize_t row
+cdef void _weighted_lse_rows(const floating* x, const NormalizeTask* task,
+                             Py_ssize_t row_start, Py_ssize_t row_stop) noexcept nogil:
+    cdef const floating* b = <const floating*>task.b
+    cdef floating* out = <floating*>task.out
+    cdef floating* sign_out = <floating*>task.sign
+    cdef Py_ssize_t row, n_classes = task.n_classes
     cdef double result, sign
     for row in range(row_start, row_stop):
         _weighted_lse_row(x + row * n_classes, b + row * n_classes, n_classes, &result, &sign)
@@ -1429,17 +1399,14 @@ cdef void _weighted_lse_rows(const floating* x, const floating* b, floating* out
         sign_out[row] = <floating>sign
 
 
-cdef void _run_weighted_lse(const floating* x, const floating* b, floating* out,
-                            floating* sign_out, Py_ssize_t n_rows, Py_ssize_t n_classes,
-                            int n_threads) noexcept nogil:
-    cdef Py_ssize_t block_rows = rows_per_block(n_classes)
-    cdef Py_ssize_t n_blocks = n_blocks_for(n_rows, block_rows)
-    cdef int threads = threads_for(n_rows * n_classes, n_threads)
-    cdef Py_ssize_t block
-    for block in prange(n_blocks, num_threads=threads, schedule="static",
-                        use_threads_if=threads > 1):
-        _weighted_lse_rows(x, b, out, sign_out, n_classes, block * block_rows,
-                           min((block + 1) * block_rows, n_rows))
+cdef double _weighted_lse_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                               void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const NormalizeTask* lse = <const NormalizeTask*>task
+    if lse.is_double:
+        _weighted_lse_rows(<const double*>lse.x, lse, start, stop)
+    else:
+        _weighted_lse_rows(<const float*>lse.x, lse, start, stop)
+    return 0.0
 
 
 def weighted_logsumexp(x, b, out, sign_out, Py_ssize_t n_classes, int n_threads):
@@ -1448,16 +1415,16 @@ def weighted_logsumexp(x, b, out, sign_out, Py_ssize_t n_classes, int n_threads)
     cdef int typenum = float_typenum(x)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(x)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
-    cdef void* x_ptr = array_data(x, typenum, size, False)
-    cdef void* b_ptr = array_data(b, typenum, size, False)
-    cdef void* out_ptr = array_data(out, typenum, n_rows, True)
-    cdef void* sign_ptr = array_data(sign_out, typenum, n_rows, True)
+    cdef NormalizeTask task
+    cdef BlockTotals totals
+    task.is_double = typenum == cnp.NPY_FLOAT64
+    task.x = array_data(x, typenum, size, False)
+    task.b = array_data(b, typenum, size, False)
+    task.out = array_data(out, typenum, n_rows, True)
+    task.sign = array_data(sign_out, typenum, n_rows, True)
+    task.n_classes = n_classes
     if n_rows == 0:
         return
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _run_weighted_lse(<const float*>x_ptr, <const float*>b_ptr, <float*>out_ptr,
-                              <float*>sign_ptr, n_rows, n_classes, n_threads)
-        else:
-            _run_weighted_lse(<const double*>x_ptr, <const double*>b_ptr, <double*>out_ptr,
-                              <double*>sign_ptr, n_rows, n_classes, n_threads)
+        run_blocks(_weighted_lse_body, &task, n_rows, rows_per_block(n_classes), size,
+                   n_threads, 0, &totals)
