@@ -163,20 +163,27 @@ static inline double FASTCE_TYPED(binary_chunk)(int kind, const FT *x, const FT 
                                                 double alpha, double gamma,
                                                 ptrdiff_t n, double *n_bad)
 {
+    double total, invalid;
     switch (kind) {
     case FASTCE_BCE_LOGITS:
-        return FASTCE_TYPED(binary_loop)(FASTCE_BCE_LOGITS, x, y, w, pw, loss, grad, hess,
-                                         grad_scale, alpha, gamma, n, n_bad);
+        total = FASTCE_TYPED(binary_loop)(FASTCE_BCE_LOGITS, x, y, w, pw, loss, grad, hess,
+                                          grad_scale, alpha, gamma, n, &invalid);
+        break;
     case FASTCE_LOGISTIC:
-        return FASTCE_TYPED(binary_loop)(FASTCE_LOGISTIC, x, y, w, pw, loss, grad, hess,
-                                         grad_scale, alpha, gamma, n, n_bad);
+        total = FASTCE_TYPED(binary_loop)(FASTCE_LOGISTIC, x, y, w, pw, loss, grad, hess,
+                                          grad_scale, alpha, gamma, n, &invalid);
+        break;
     case FASTCE_FOCAL:
-        return FASTCE_TYPED(binary_loop)(FASTCE_FOCAL, x, y, w, pw, loss, grad, hess,
-                                         grad_scale, alpha, gamma, n, n_bad);
+        total = FASTCE_TYPED(binary_loop)(FASTCE_FOCAL, x, y, w, pw, loss, grad, hess,
+                                          grad_scale, alpha, gamma, n, &invalid);
+        break;
     default:
-        return FASTCE_TYPED(binary_loop)(FASTCE_BCE_PROBS, x, y, w, pw, loss, grad, hess,
-                                         grad_scale, alpha, gamma, n, n_bad);
+        total = FASTCE_TYPED(binary_loop)(FASTCE_BCE_PROBS, x, y, w, pw, loss, grad, hess,
+                                          grad_scale, alpha, gamma, n, &invalid);
+        break;
     }
+    *n_bad = invalid;
+    return total;
 }
 
 /* sigmoid(x) or log sigmoid(x), elementwise. */
