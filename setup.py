@@ -16,6 +16,7 @@ that builds the extensions; without it the kernels build serially (Cython's
 prange degrades to a plain loop) and a warning is printed.
 FASTCE_DISABLE_OPENMP=1 forces a serial build.
 """
+import glob
 import os
 import shlex
 import sys
@@ -187,10 +188,17 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-extensions = [Extension(f"fastce.{name}", [f"fastce/{name}.pyx"]) for name in SINGLE_MODULES]
+# The C headers every module may include (_vecmath.h is an umbrella over the
+# _math_*.h family headers): listed as dependencies so that editing one
+# rebuilds the extensions. MANIFEST.in ships them all (fastce/*.h).
+HEADERS = sorted(glob.glob(os.path.join("fastce", "*.h")))
+
+extensions = [Extension(f"fastce.{name}", [f"fastce/{name}.pyx"], depends=HEADERS)
+              for name in SINGLE_MODULES]
 for module in KERNEL_MODULES:
     for variant in X86_VARIANTS:
         extensions.append(
-            Extension(f"fastce.{module}_{variant}", [variant_source(module, variant)]))
+            Extension(f"fastce.{module}_{variant}", [variant_source(module, variant)],
+                      depends=HEADERS))
 
 setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

@@ -153,12 +153,8 @@ typedef struct {
  * once for both dtypes with an is_f32 flag; each is forced inline into a
  * small dispatcher that calls it with a constant flag, so the compiler
  * specialises one vectorised copy per dtype (a run-time flag inside the
- * loops measured 2x slower: both loads were if-converted). */
-#if defined(_MSC_VER)
-#define FASTCE_ALWAYS_INLINE __forceinline
-#else
-#define FASTCE_ALWAYS_INLINE inline __attribute__((always_inline))
-#endif
+ * loops measured 2x slower: both loads were if-converted). FASTCE_ALWAYS_INLINE
+ * is defined in _math_scalar.h. */
 
 static FASTCE_ALWAYS_INLINE double fastce_load(const void *row, int is_f32, ptrdiff_t c)
 {

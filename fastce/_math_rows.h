@@ -1,0 +1,24 @@
+/* Row kernels (the class axis last): row max, exp-sum and exp-rest, scale,
+ * hessian, log_softmax, and the multi-row kernel for short rows. The row
+ * loops are here because Cython cannot emit the `omp simd reduction` pragmas
+ * they need. Row exps run in the row's own precision (float rows: 4-16 lanes
+ * a vector), and every sum is accumulated in double.
+ *
+ * Part of _vecmath.h (the umbrella that the .pxd files include).
+ */
+#ifndef FASTCE_MATH_ROWS_H
+#define FASTCE_MATH_ROWS_H
+
+#include "_math_scalar.h"
+
+/* Rows taken together by the short-row kernels (at most; see _vecmath.pxd). */
+#define FASTCE_SHORT_RUN_ROWS 128
+
+/* The kernels, written once in _math_rows_impl.h. Names formed
+ * (FASTCE_TYPED(name)): fastce_<name>_f32 for float rows, fastce_<name>_f64
+ * for double rows, name one of row_max, row_exp_sum, row_exp_rest,
+ * row_scale, row_hessian, rows_exp_rest, row_log_softmax. */
+#define FASTCE_TYPED_BODY "_math_rows_impl.h"
+#include "_math_typed.h"
+
+#endif

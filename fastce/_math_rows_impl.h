@@ -1,0 +1,156 @@
+/* The row kernels' typed body: instantiated for float and double rows by
+ * _math_rows.h through _math_typed.h (FT, FASTCE_TYPED(name) ->
+ * fastce_<name>_f32 / fastce_<name>_f64). No include guard: included once
+ * per dtype.
+ *
+ * row_max: the largest entry, NaN entries skipped (they surface as NaN in the
+ *   exp pass instead); -inf for an all -inf (or all-NaN) row.
+ * row_exp_sum: the sum of exp(z_c - row_max) over the entries below row_max,
+ *   and (in *n_at_max_out) how many entries equal it; a part of a long row
+ *   (split across threads) is summed this way, row_exp_rest combines them.
+ * row_exp_rest: sum_c exp(z_c - row_max) - 1, written into exp_out when it
+ *   is not NULL (it may alias z). Entries equal to the maximum are counted,
+ *   not summed (each is exactly 1) and one is left out, so log1p(rest) keeps
+ *   full relative accuracy when one class dominates.
+ * row_scale: out_c = in_c * scale - shift_c * shift_scale (shift may be NULL,
+ *   in may be out).
+ * rows_exp_rest: row_max and row_exp_rest for a run of short rows (fewer
+ *   classes than a vector has lanes, where per-row loops would run in their
+ *   scalar remainders): the shifts z - row_max are laid out flat and ONE long
+ *   vectorised loop takes all the exps. exp_out must not alias z; the sums
+ *   follow the same rules as row_exp_rest.
+ */
+
+static inline double FASTCE_TYPED(row_max)(const FT *z, ptrdiff_t n_classes)
+{
+    FT best = -INFINITY;
+    FASTCE_SIMD_REDUCTION(max : best)
+    for (ptrdiff_t c = 0; c < n_classes; ++c)
+        best = z[c] > best ? z[c] : best;
+    return (double)best;
+}
+
+static inline double FASTCE_TYPED(row_exp_sum)(const FT *z, FT *exp_out,
+                                               ptrdiff_t n_classes,
+                                               double row_max,
+                                               ptrdiff_t *n_at_max_out)
+{
+    /* In the row's own type: the max is one of its entries, so z - max and
+     * the tie test are exact; only the sum is widened to double. */
+    const FT best = (FT)row_max;
+    double rest = 0.0;
+    ptrdiff_t n_at_max = 0;
+    if (exp_out != NULL) {
+        FASTCE_SIMD_REDUCTION(+ : rest, n_at_max)
+        for (ptrdiff_t c = 0; c < n_classes; ++c) {
+            FT value = z[c];
+            FT scaled = FASTCE_TYPED(row_exp)(value - best);
+            exp_out[c] = scaled;
+            int at_max = value == best;
+            n_at_max += at_max;
+            rest += at_max ? 0.0 : (double)scaled;
+        }
+    } else {
+        FASTCE_SIMD_REDUCTION(+ : rest, n_at_max)
+        for (ptrdiff_t c = 0; c < n_classes; ++c) {
+            FT value = z[c];
+            FT scaled = FASTCE_TYPED(row_exp)(value - best);
+            int at_max = value == best;
+            n_at_max += at_max;
+            rest += at_max ? 0.0 : (double)scaled;
+        }
+    }
+    *n_at_max_out = n_at_max;
+    return rest;
+}
+
+static inline double FASTCE_TYPED(row_exp_rest)(const FT *z, FT *exp_out,
+                                                ptrdiff_t n_classes,
+                                                double row_max)
+{
+    ptrdiff_t n_at_max;
+    double rest = FASTCE_TYPED(row_exp_sum)(z, exp_out, n_classes, row_max, &n_at_max);
+    return rest + (double)(n_at_max - 1);
+}
+
+static inline void FASTCE_TYPED(row_scale)(FT *out, const FT *in,
+                                           ptrdiff_t n_classes, double scale,
+                                           const FT *shift, double shift_scale)
+{
+    if (shift == NULL) {
+        FASTCE_SIMD
+        for (ptrdiff_t c = 0; c < n_classes; ++c)
+            out[c] = (FT)((double)in[c] * scale - shift_scale);
+    } else {
+        FASTCE_SIMD
+        for (ptrdiff_t c = 0; c < n_classes; ++c)
+            out[c] = (FT)((double)in[c] * scale - (double)shift[c] * shift_scale);
+    }
+}
+
+static inline void FASTCE_TYPED(row_hessian)(FT *hess, const FT *exp_row,
+                                             ptrdiff_t n_classes, double inv_sum,
+                                             double rest, double scale)
+{
+    /* p (1 - p) with p = e / (1 + rest); for an entry at the max (e = 1)
+     * 1 - p = rest / (1 + rest) exactly, instead of a cancelling 1 - p. */
+    FASTCE_SIMD
+    for (ptrdiff_t c = 0; c < n_classes; ++c) {
+        double prob = (double)exp_row[c] * inv_sum;
+        double complement = exp_row[c] == (FT)1 ? rest * inv_sum : 1.0 - prob;
+        hess[c] = (FT)(scale * prob * complement);
+    }
+}
+
+static inline void FASTCE_TYPED(rows_exp_rest)(const FT *z, FT *exp_out,
+                                               ptrdiff_t n_rows,
+                                               ptrdiff_t n_classes,
+                                               double *row_max, double *row_rest,
+                                               double *row_log_sum)
+{
+    /* The per-row max and sum loops run class by class across all rows:
+     * a 10-long row's own loop is one dependent chain of adds, while the
+     * rows' chains are independent. Each row still sums in class order. */
+    FT best[FASTCE_SHORT_RUN_ROWS];
+    ptrdiff_t n_total = n_rows * n_classes;
+    for (ptrdiff_t r = 0; r < n_rows; ++r)
+        best[r] = -INFINITY;
+    for (ptrdiff_t c = 0; c < n_classes; ++c)
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {
+            FT value = z[r * n_classes + c];
+            best[r] = value > best[r] ? value : best[r];
+        }
+    for (ptrdiff_t r = 0; r < n_rows; ++r) {
+        row_max[r] = (double)best[r];
+        for (ptrdiff_t c = 0; c < n_classes; ++c)
+            exp_out[r * n_classes + c] = z[r * n_classes + c] - best[r];
+    }
+    FASTCE_SIMD
+    for (ptrdiff_t i = 0; i < n_total; ++i)
+        exp_out[i] = FASTCE_TYPED(row_exp)(exp_out[i]);
+    /* row_log_sum holds the count of entries at the max until the end. */
+    for (ptrdiff_t r = 0; r < n_rows; ++r) {
+        row_rest[r] = 0.0;
+        row_log_sum[r] = 0.0;
+    }
+    for (ptrdiff_t c = 0; c < n_classes; ++c)
+        for (ptrdiff_t r = 0; r < n_rows; ++r) {
+            int at_max = z[r * n_classes + c] == best[r];
+            row_log_sum[r] += at_max ? 1.0 : 0.0;
+            row_rest[r] += at_max ? 0.0 : (double)exp_out[r * n_classes + c];
+        }
+    for (ptrdiff_t r = 0; r < n_rows; ++r)
+        row_rest[r] += row_log_sum[r] - 1.0;
+    FASTCE_SIMD
+    for (ptrdiff_t r = 0; r < n_rows; ++r)
+        row_log_sum[r] = fastce_log1p_nonneg(row_rest[r]);
+}
+
+static inline void FASTCE_TYPED(row_log_softmax)(const FT *z, FT *out,
+                                                 ptrdiff_t n_classes,
+                                                 double row_max, double log_sum)
+{
+    FASTCE_SIMD
+    for (ptrdiff_t c = 0; c < n_classes; ++c)
+        out[c] = (FT)(((double)z[c] - row_max) - log_sum);
+}
