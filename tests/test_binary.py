@@ -18,6 +18,8 @@ from scipy.special import expit, log_expit, xlogy
 import fastce
 from fastce import reference
 
+from conftest import FLOAT_DTYPES, REDUCTIONS, tolerances
+
 try:
     import torch
 except ImportError:  # the other tests run without torch
@@ -25,8 +27,6 @@ except ImportError:  # the other tests run without torch
 
 requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
-REDUCTIONS = ["mean", "sum", "none"]
-FLOAT_DTYPES = [np.float32, np.float64]
 LOSSES = {
     "bcewl": fastce.binary_cross_entropy_with_logits,
     "bce": fastce.binary_cross_entropy,
@@ -97,10 +97,6 @@ def reduce_oracle(per_element, per_element_grad, reduction):
     if size == 0:
         return 0.0, per_element_grad
     return total / size, per_element_grad / size
-
-
-def tolerances(dtype):
-    return dict(rtol=1e-12, atol=1e-300) if dtype == np.float64 else dict(rtol=2e-6, atol=2e-7)
 
 
 def assert_loss_close(got, expected, dtype, reduction):

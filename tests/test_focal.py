@@ -23,21 +23,13 @@ from scipy.special import expit
 import fastce
 from fastce import reference
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = (np.float32, np.float64)
+from conftest import FLOAT_DTYPES, REDUCTIONS, tolerances, word
+
 GAMMAS = (0.0, 0.25, 0.5, 1.0, 2.0, 5.0)
 ALPHAS = (0.25, -1.0, 0.0, 1.0, 0.75)
 SOFT_TARGETS = (0.0, 1.0, 0.5, 0.1, 0.9, 1e-3, 0.999, 0.3)
 PROPERTY = settings(max_examples=40, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-def word(name):
-    return rf"\b{name}\b"
-
-
-def tolerance(dtype):
-    return dict(rtol=1e-12, atol=1e-300) if dtype == np.float64 else dict(rtol=2e-6, atol=2e-7)
 
 
 def problem(rng, shape=(40, 7), scale=4.0, dtype=np.float64, soft=True):
@@ -137,7 +129,7 @@ def test_matches_torchvision_formula_in_torch_with_autograd(gamma, alpha, reduct
 def test_matches_reference(dtype, scale, gamma, alpha):
     rng = np.random.default_rng(3)
     logits, target = problem(rng, scale=scale, dtype=dtype)
-    tol = tolerance(dtype)
+    tol = tolerances(dtype)
     for reduction in REDUCTIONS:
         kwargs = dict(alpha=alpha, gamma=gamma, reduction=reduction)
         loss, grad = fastce.sigmoid_focal_loss(logits, target, return_grad=True, **kwargs)
@@ -174,7 +166,7 @@ def test_gamma_zero_without_alpha_is_bce_with_logits(dtype, reduction, scale):
                                            reduction=reduction, return_grad=True)
     expected_loss, expected_grad = fastce.binary_cross_entropy_with_logits(
         logits, target, reduction=reduction, return_grad=True)
-    tol = tolerance(dtype)
+    tol = tolerances(dtype)
     assert_allclose(loss, expected_loss, **tol)
     assert grad.dtype == expected_grad.dtype == dtype
     assert_allclose(grad, expected_grad, rtol=tol["rtol"],
@@ -379,7 +371,7 @@ def test_grad_out_is_filled_and_returned_even_in_place(dtype):
     out = np.full_like(logits, np.nan)
     got_loss, grad = fastce.sigmoid_focal_loss(logits, target, return_grad=True, grad_out=out)
     assert grad is out
-    tol = tolerance(dtype)
+    tol = tolerances(dtype)
     assert_allclose(out, expected, rtol=tol["rtol"], atol=tol["atol"] / logits.size)
     in_place = logits.copy()
     got_loss_2, grad = fastce.sigmoid_focal_loss(in_place, target, return_grad=True,
@@ -402,7 +394,7 @@ def test_compute_dtype_and_target_dtypes(dtype, compute):
         assert loss.dtype == compute and grad.dtype == compute
         expected_loss, expected_grad = reference.sigmoid_focal_loss(
             logits.astype(compute), target.astype(compute), reduction="none", return_grad=True)
-        tol = tolerance(compute)
+        tol = tolerances(compute)
         assert_allclose(loss, expected_loss, **tol)
         assert_allclose(grad, expected_grad, **tol)
 

@@ -27,16 +27,12 @@ import fastce
 from fastce import linear
 from fastce import reference_linear as reference
 
-FLOAT_DTYPES = (np.float32, np.float64)
+from conftest import FLOAT_DTYPES, REDUCTIONS, numerical_gradient, word
+
 LAYOUTS = ("C", "F", "csr", "csc")
-REDUCTIONS = ("mean", "sum", "none")
 
 # fastce against the reference (float64 inside, on the same rounded inputs) or torch (float64).
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-13)}
-
-
-def word(name):
-    return rf"\b{name}\b"
 
 
 def tol(dtype):
@@ -71,19 +67,6 @@ def as_float(value):
     """A scalar loss is a Python float (numpy.float64 is one)."""
     assert isinstance(value, float), type(value)
     return float(value)
-
-
-def numerical_gradient(function, x, step=1e-6):
-    """Central differences of a scalar function of a float64 array (or a float)."""
-    x = np.asarray(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        plus = x.copy()
-        plus[index] += step
-        minus = x.copy()
-        minus[index] -= step
-        grad[index] = (function(plus) - function(minus)) / (2 * step)
-    return grad
 
 
 def snapshot(*arrays):

@@ -23,12 +23,12 @@ from sklearn.metrics import (accuracy_score, confusion_matrix, hamming_loss, log
 import fastce
 from fastce import ProfileAccumulator
 
+from conftest import FLOAT_DTYPES
+
 cleanlab_filter = pytest.importorskip("cleanlab.filter")
 
 CLAMP = 100.0
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
-DTYPES = [np.float64, np.float32]
-
 
 # ----------------------------------------------------------------- helpers
 
@@ -226,7 +226,7 @@ def softmax64(z):
 
 # ------------------------------------------------------- 1. multiclass vs oracle
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("c", [3, 7])
 def test_multiclass_logits_vs_oracle(dtype, weighted, c):
@@ -266,7 +266,7 @@ def test_multiclass_logits_vs_oracle(dtype, weighted, c):
     assert rep.n_samples == n and rep.loss_mean == d["loss_mean"]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_multiclass_vs_sklearn(dtype, weighted):
     n, c = 3000, 8
@@ -296,7 +296,7 @@ def test_multiclass_vs_sklearn(dtype, weighted):
     close(d["brier_mean"], wmean(np.sum((P - np.eye(c)[y]) ** 2, axis=1), ww), rtol, "brier")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_multiclass_probs_vs_oracle(dtype, weighted):
     n, c = 2500, 6
@@ -464,7 +464,7 @@ def test_report_options_and_degenerate_inputs():
 
 # ----------------------------------------------------------- binary / multilabel
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("kind", ["logits", "probs"])
 def test_binary_vs_oracle(dtype, weighted, kind):
@@ -505,7 +505,7 @@ def test_binary_vs_oracle(dtype, weighted, kind):
                        zero_division=np.nan), rtol, "recall")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_binary_calibration_vs_sklearn_calibration_curve(dtype):
     # With every p >= 0.5 the top label is class 1, its confidence is p, and
     # top-label calibration is sklearn's reliability curve.
@@ -524,7 +524,7 @@ def test_binary_calibration_vs_sklearn_calibration_curve(dtype):
     assert all(cal["weight"][i] == 0 for i in range(n_bins // 2))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("kind", ["logits", "probs"])
 def test_multilabel_vs_oracle(dtype, weighted, kind):
@@ -595,7 +595,7 @@ def check_ranking(issues, self_conf_oracle, rtol):
     assert np.array_equal(np.lexsort((index, conf)), np.arange(index.size))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("c,absent", [(5, False), (7, True)])
 def test_label_issues_multiclass_vs_cleanlab(dtype, c, absent):
     n = 3000
@@ -622,7 +622,7 @@ def test_label_issues_multiclass_vs_cleanlab(dtype, c, absent):
     assert dw["label_issues"] == fastce.profile(z, y).to_dict()["label_issues"]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("kind", ["logits", "probs"])
 def test_label_issues_binary_vs_cleanlab(dtype, kind):
     n = 3000

@@ -7,13 +7,13 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastce
 
+from conftest import REDUCTIONS
+
 # No example database: the run leaves no files behind.
 PROPERTY = settings(max_examples=40, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 LOGIT_DTYPES = (np.float16, np.float32, np.float64, np.int32)
-REDUCTIONS = ("none", "sum", "mean")
-
 
 def compute_dtype(dtype):
     if dtype == np.float16:

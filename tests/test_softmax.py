@@ -15,10 +15,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import fastce
 from fastce import reference
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = (np.float32, np.float64)
-LABEL_DTYPES = (np.int8, np.int16, np.int32, np.int64,
-                np.uint8, np.uint16, np.uint32, np.uint64)
+from conftest import FLOAT_DTYPES, LABEL_DTYPES, REDUCTIONS, numerical_gradient, total
 
 # Two implementations of the same formula, in the same compute dtype.
 LOOSE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -117,22 +114,6 @@ def _torch_cross_entropy(logits, target, reduction, weight=None, ignore_index=-1
     if reduction != "none":
         loss = float(loss)
     return loss, x.grad.numpy()
-
-
-def numerical_gradient(function, x, step=1e-6):
-    """Central differences of a scalar function of a float64 array."""
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        plus = x.copy()
-        plus[index] += step
-        minus = x.copy()
-        minus[index] -= step
-        grad[index] = (function(plus) - function(minus)) / (2 * step)
-    return grad
-
-
-def _total(loss):
-    return float(np.sum(loss))
 
 
 # ----------------------------------------------------------------------------- reference
@@ -273,7 +254,7 @@ def test_cross_entropy_gradient_finite_differences(case, reduction):
     logits, target, kwargs = make_case(case, shape=(6, 5), seed=7, scale=2.0)
     loss, grad = _fastce(logits, target, reduction, **kwargs)
     numeric = numerical_gradient(
-        lambda x: _total(fastce.cross_entropy(x, target, reduction=reduction, **kwargs)), logits)
+        lambda x: total(fastce.cross_entropy(x, target, reduction=reduction, **kwargs)), logits)
     assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
     if "ignore" in case and case != "ignore_index_in_range":
         ignored = target == -100
@@ -287,7 +268,7 @@ def test_cross_entropy_gradient_finite_differences_axis(shape, axis, case, reduc
     logits, target, kwargs = make_case(case, shape=shape, class_axis=axis, seed=8)
     loss, grad = _fastce(logits, target, reduction, axis=axis, **kwargs)
     numeric = numerical_gradient(
-        lambda x: _total(fastce.cross_entropy(x, target, reduction=reduction, axis=axis,
+        lambda x: total(fastce.cross_entropy(x, target, reduction=reduction, axis=axis,
                                               **kwargs)), logits)
     assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
@@ -299,7 +280,7 @@ def test_cross_entropy_gradient_finite_differences_unbatched():
     loss, grad = _fastce(logits, target, "mean", **kwargs)
     assert grad.shape == logits.shape
     numeric = numerical_gradient(
-        lambda x: _total(fastce.cross_entropy(x, target, **kwargs)), logits)
+        lambda x: total(fastce.cross_entropy(x, target, **kwargs)), logits)
     assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 
