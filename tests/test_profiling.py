@@ -1,4 +1,5 @@
-"""fastce.profile / ProfileAccumulator against independent oracles.
+"""Tests of fastce.profiling: fastce.profile / ProfileAccumulator against independent
+oracles; at the end, the exact sums of its kernel (_profile.h's superaccumulator).
 
 Every expected value here is computed from the definitions with float64
 NumPy/SciPy, or by sklearn / cleanlab themselves; nothing is taken from
@@ -16,16 +17,17 @@ import textwrap
 import numpy as np
 import pytest
 import scipy.special as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (accuracy_score, confusion_matrix, hamming_loss, log_loss,
                              precision_score, recall_score, top_k_accuracy_score)
 
 import fastce
 from fastce import ProfileAccumulator
+from fastce._dispatch import kernels
 
 from conftest import FLOAT_DTYPES
-
-cleanlab_filter = pytest.importorskip("cleanlab.filter")
 
 CLAMP = 100.0
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
@@ -583,6 +585,8 @@ def test_probs_equals_logits(weighted):
 # ------------------------------------------------------ 3. label issues vs cleanlab
 
 def cleanlab_issues(labels, pred_probs):
+    # skipped here, not for the whole module, so the exact-sum tests run without cleanlab
+    cleanlab_filter = pytest.importorskip("cleanlab.filter")
     mask = cleanlab_filter.find_label_issues(labels, pred_probs,
                                              filter_by="confident_learning", n_jobs=1)
     return np.flatnonzero(mask)
@@ -980,3 +984,73 @@ def test_out_of_core_profile_memory(tmp_path):
     assert 0 < result["n_issues"] < 0.05 * n
     # anonymous memory (not the mapped file's pages) stays well below the file size
     assert result["peak_anon_kb"] - result["baseline_kb"] < 0.5 * file_kb, result
+
+
+# =============================================================================
+# Exact sums (the superaccumulator of _profile.h) (formerly test_exact_sums.py)
+# The profile's exact sums (_profile.h's superaccumulator) against math.fsum.
+#
+# math.fsum returns the correctly rounded sum of its inputs, whatever their order.
+# The superaccumulator keeps the sum exactly and rounds it once, so it must give
+# the same float64, and the same integer state for every order and every split
+# into merged parts: that is what makes a profile bitwise reproducible.
+# =============================================================================
+
+_profile = kernels("_profile")
+
+
+def exact(values):
+    return _profile.exact_sum(np.asarray(values, dtype=np.float64))
+
+
+def value(state):
+    return float(_profile.exact_values(state[None])[0])
+
+
+finite_doubles = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(finite_doubles, max_size=60))
+def test_equals_fsum_for_any_finite_doubles(values):
+    try:
+        expected = math.fsum(values)
+    except OverflowError:  # the exact sum is finite, but fsum's intermediates overflow
+        return
+    assert value(exact(values)) == expected
+
+
+@pytest.mark.parametrize("case", ["cancellation", "magnitudes", "subnormal", "many"])
+def test_equals_fsum_on_hard_cases(case):
+    rng = np.random.default_rng(3)
+    if case == "cancellation":
+        x = rng.standard_normal(1000) * 1e16
+        values = np.concatenate([x, -x, [1.0, 2.0**-60]])
+    elif case == "magnitudes":
+        values = rng.standard_normal(2000) * 10.0 ** rng.integers(-300, 300, 2000)
+    elif case == "subnormal":
+        values = rng.standard_normal(500) * 1e-310
+    else:
+        values = rng.random(1_000_000)
+    rng.shuffle(values)
+    assert value(exact(values)) == math.fsum(values)
+
+
+def test_state_is_the_same_for_every_order_and_split():
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal(10_000) * 10.0 ** rng.integers(-20, 20, 10_000)
+    whole = exact(values)
+    assert np.array_equal(exact(values[::-1]), whole)
+    for cut in (1, 777, 5000, 9999):
+        merged = _profile.normalize(exact(values[:cut]) + exact(values[cut:]))
+        assert np.array_equal(merged, whole)
+
+
+def test_special_values():
+    assert math.isnan(value(exact([1.0, np.nan])))
+    assert value(exact([np.inf, 1.0])) == np.inf
+    assert value(exact([-np.inf, 1.0])) == -np.inf
+    assert math.isnan(value(exact([np.inf, -np.inf])))
+    assert value(exact([])) == 0.0
+    # The exact sum of huge terms can be finite where a running sum overflows.
+    assert value(exact([1.7e308, 1.7e308, -1.7e308])) == 1.7e308
