@@ -10,6 +10,8 @@ import pytest
 
 import fastce
 
+from conftest import word
+
 N_SAMPLES, N_CLASSES = 6, 4
 SHAPE = (N_SAMPLES, N_CLASSES)
 
@@ -74,10 +76,6 @@ class Case:
         self.name, self.fn, self.build = name, fn, build
         self.error, self.match = error, match
         self.checked_in_kernel = checked_in_kernel
-
-
-def word(name):
-    return rf"\b{name}\b"
 
 
 LOSS_FUNCTIONS = {

@@ -19,14 +19,10 @@ from scipy.special import expit, softmax
 import fastce
 from fastce import reference
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = (np.float32, np.float64)
+from conftest import FLOAT_DTYPES, REDUCTIONS, word
+
 PROPERTY = settings(max_examples=40, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-def word(name):
-    return rf"\b{name}\b"
 
 
 # ----------------------------------------------------------------------------- problems

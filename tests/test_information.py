@@ -25,8 +25,8 @@ from scipy.spatial.distance import jensenshannon
 import fastce
 from fastce import reference
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = (np.float32, np.float64)
+from conftest import FLOAT_DTYPES, REDUCTIONS, numerical_gradient, word
+
 PROPERTY = settings(max_examples=40, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 # (shape, axis) pairs: every axis of 2-D and 3-D inputs, the distribution axis being `axis`.
@@ -40,10 +40,6 @@ PAIR_MEASURES = {
 }
 DEFAULT_REDUCTION = {"entropy": "none", "kl_divergence": "mean", "js_divergence": "mean",
                      "categorical_cross_entropy": "mean", "kl_divergence_with_logits": "mean"}
-
-
-def word(name):
-    return rf"\b{name}\b"
 
 
 # ----------------------------------------------------------------------------- data
@@ -349,14 +345,7 @@ def test_kl_with_logits_gradient_matches_finite_differences(reduction, shape, ax
         loss = fastce.kl_divergence_with_logits(p, z, axis=axis, reduction=reduction)
         return float(np.sum(np.asarray(loss, dtype=np.float64)))
 
-    numerical = np.zeros(shape)
-    h = 1e-6
-    for index in np.ndindex(*shape):
-        up, down = logits.copy(), logits.copy()
-        up[index] += h
-        down[index] -= h
-        numerical[index] = (total(up) - total(down)) / (2 * h)
-    assert_allclose(grad, numerical, rtol=1e-6, atol=1e-8)
+    assert_allclose(grad, numerical_gradient(total, logits), rtol=1e-6, atol=1e-8)
 
 
 # ----------------------------------------------------------------------------- against the reference

@@ -14,9 +14,7 @@ import pytest
 
 import fastce
 
-LABEL_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-                np.uint64]
-
+from conftest import LABEL_DTYPES
 
 # --------------------------------------------------------------------------
 # Problems: a function and the arrays it takes, all 2-D with the classes or

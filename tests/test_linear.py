@@ -27,16 +27,12 @@ import fastce
 from fastce import linear
 from fastce import reference_linear as reference
 
-FLOAT_DTYPES = (np.float32, np.float64)
+from conftest import FLOAT_DTYPES, REDUCTIONS, numerical_gradient, word
+
 LAYOUTS = ("C", "F", "csr", "csc")
-REDUCTIONS = ("mean", "sum", "none")
 
 # fastce against the reference (float64 inside, on the same rounded inputs) or torch (float64).
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-13)}
-
-
-def word(name):
-    return rf"\b{name}\b"
 
 
 def tol(dtype):
@@ -73,19 +69,6 @@ def as_float(value):
     return float(value)
 
 
-def numerical_gradient(function, x, step=1e-6):
-    """Central differences of a scalar function of a float64 array (or a float)."""
-    x = np.asarray(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        plus = x.copy()
-        plus[index] += step
-        minus = x.copy()
-        minus[index] -= step
-        grad[index] = (function(plus) - function(minus)) / (2 * step)
-    return grad
-
-
 def snapshot(*arrays):
     return [a.copy() for a in arrays]
 
@@ -95,6 +78,17 @@ def assert_unchanged(before, arrays):
         if sp.issparse(new):
             old, new = old.toarray(), new.toarray()
         assert_array_equal(old, new)
+
+
+def assert_matches_finite_differences(loss, X, y, coef, intercept, as_intercept=None, **kwargs):
+    """A linear model's gradients (coef and intercept) against central differences."""
+    as_intercept = as_intercept or (lambda b: b)
+    _, grad_coef, grad_intercept = loss(X, y, coef, intercept, return_grad=True, **kwargs)
+    numeric_coef = numerical_gradient(lambda w: loss(X, y, w, intercept, **kwargs), coef)
+    numeric_intercept = numerical_gradient(
+        lambda b: loss(X, y, coef, as_intercept(b), **kwargs), intercept)
+    assert_allclose(grad_coef, numeric_coef, rtol=1e-6, atol=1e-9)
+    assert_allclose(grad_intercept, numeric_intercept, rtol=1e-6, atol=1e-9)
 
 
 # ============================================================================ logistic regression
@@ -111,14 +105,22 @@ def logistic_problem(n_samples=3001, n_features=17, dtype=np.float64, kind="C", 
     return layout(X, kind), y, coef, intercept, sw
 
 
-def assert_logistic_close(got, expected, dtype, coef_dtype):
+def assert_linear_close(got, expected, dtype, coef_dtype):
+    """(loss, grad_coef, grad_intercept) against the oracle's; the logistic model's
+    intercept gradient is a float, the softmax model's an array (or None without one)."""
     loss, grad_coef, grad_intercept = got
     exp_loss, exp_coef, exp_intercept = expected
     assert_allclose(as_float(loss), exp_loss, **tol(dtype))
     assert grad_coef.shape == exp_coef.shape
     assert grad_coef.dtype == coef_dtype
     assert_allclose(grad_coef, exp_coef, **tol(dtype))
-    assert_allclose(as_float(grad_intercept), exp_intercept, **tol(dtype))
+    if exp_intercept is None:
+        assert grad_intercept is None
+    elif np.ndim(exp_intercept) == 0:
+        assert_allclose(as_float(grad_intercept), exp_intercept, **tol(dtype))
+    else:
+        assert grad_intercept.shape == exp_intercept.shape
+        assert_allclose(grad_intercept, exp_intercept, **tol(dtype))
 
 
 @pytest.mark.parametrize("l2", [0.0, 0.05])
@@ -133,7 +135,7 @@ def test_logistic_matches_reference(dtype, kind, weighted, l2):
     assert_unchanged(before, [X, y, coef] + ([] if sw is None else [sw]))
     expected = reference.logistic_regression_loss(X, y, coef, intercept, return_grad=True,
                                                   **kwargs)
-    assert_logistic_close(got, expected, dtype, coef.dtype)
+    assert_linear_close(got, expected, dtype, coef.dtype)
     loss_only = linear.logistic_regression_loss(X, y, coef, intercept, **kwargs)
     assert_allclose(as_float(loss_only), got[0], rtol=1e-12 if dtype == np.float64 else 1e-6)
 
@@ -158,21 +160,15 @@ def test_logistic_matches_torch(dtype, kind):
     objective = data + 0.5 * l2 * (w * w).sum()
     objective.backward()
     expected = (objective.item(), w.grad.numpy(), b.grad.item())
-    assert_logistic_close(got, expected, dtype, coef.dtype)
+    assert_linear_close(got, expected, dtype, coef.dtype)
 
 
 @pytest.mark.parametrize("kind", ("C", "csr"))
 def test_logistic_finite_differences(kind):
     X, y, coef, intercept, sw = logistic_problem(n_samples=200, n_features=6, kind=kind, seed=2)
-    kwargs = dict(sample_weight=sw, l2=0.1)
-    _, grad_coef, grad_intercept = linear.logistic_regression_loss(
-        X, y, coef, intercept, return_grad=True, **kwargs)
-    numeric_coef = numerical_gradient(
-        lambda w: linear.logistic_regression_loss(X, y, w, intercept, **kwargs), coef)
-    numeric_intercept = numerical_gradient(
-        lambda b: linear.logistic_regression_loss(X, y, coef, float(b), **kwargs), intercept)
-    assert_allclose(grad_coef, numeric_coef, rtol=1e-6, atol=1e-9)
-    assert_allclose(grad_intercept, numeric_intercept, rtol=1e-6, atol=1e-9)
+    # the logistic model's intercept is a float
+    assert_matches_finite_differences(linear.logistic_regression_loss, X, y, coef, intercept,
+                                      as_intercept=float, sample_weight=sw, l2=0.1)
 
 
 @pytest.mark.parametrize("kind", ("C", "F", "csr"))
@@ -258,7 +254,7 @@ def test_logistic_weight_two_is_a_repeated_row(dtype, kind):
                                                sample_weight=sw, l2=0.1, return_grad=True)
     repeated = linear.logistic_regression_loss(layout(X[rows], kind), y[rows], coef, intercept,
                                                l2=0.1, return_grad=True)
-    assert_logistic_close(weighted, repeated, dtype, coef.dtype)
+    assert_linear_close(weighted, repeated, dtype, coef.dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
@@ -283,7 +279,7 @@ def test_logistic_zero_weight_rows_are_dropped():
                                           return_grad=True)
     expected = linear.logistic_regression_loss(X[keep], y[keep], coef, intercept,
                                                sample_weight=sw[keep], l2=0.2, return_grad=True)
-    assert_logistic_close(got, expected, np.float64, coef.dtype)
+    assert_linear_close(got, expected, np.float64, coef.dtype)
 
 
 @pytest.mark.parametrize("x_dtype, coef_dtype", [(np.float32, np.float64),
@@ -297,7 +293,7 @@ def test_logistic_gradient_has_coef_dtype(x_dtype, coef_dtype):
     expected = reference.logistic_regression_loss(X, y, coef, intercept, sample_weight=sw,
                                                   l2=0.1, return_grad=True)
     # The compute dtype is X's: float32 when either X is float32.
-    assert_logistic_close(got, expected, np.float32, np.dtype(coef_dtype))
+    assert_linear_close(got, expected, np.float32, np.dtype(coef_dtype))
 
 
 def test_logistic_extreme_scores_are_finite():
@@ -309,7 +305,7 @@ def test_logistic_extreme_scores_are_finite():
     got = linear.logistic_regression_loss(X, y, coef, 1.0, return_grad=True)
     expected = reference.logistic_regression_loss(X, y, coef, 1.0, return_grad=True)
     assert np.isfinite(got[0]) and np.all(np.isfinite(got[1]))
-    assert_logistic_close(got, expected, np.float64, coef.dtype)
+    assert_linear_close(got, expected, np.float64, coef.dtype)
 
 
 # ---------------------------------------------------------------------------- against sklearn
@@ -392,20 +388,6 @@ def softmax_problem(n_samples=1501, n_features=13, n_classes=5, dtype=np.float64
     return layout(X, kind), y, coef, intercept, sw
 
 
-def assert_softmax_close(got, expected, dtype, coef_dtype):
-    loss, grad_coef, grad_intercept = got
-    exp_loss, exp_coef, exp_intercept = expected
-    assert_allclose(as_float(loss), exp_loss, **tol(dtype))
-    assert grad_coef.shape == exp_coef.shape
-    assert grad_coef.dtype == coef_dtype
-    assert_allclose(grad_coef, exp_coef, **tol(dtype))
-    if exp_intercept is None:
-        assert grad_intercept is None
-    else:
-        assert grad_intercept.shape == exp_intercept.shape
-        assert_allclose(grad_intercept, exp_intercept, **tol(dtype))
-
-
 @pytest.mark.parametrize("l2", [0.0, 0.05])
 @pytest.mark.parametrize("with_intercept", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
@@ -420,7 +402,7 @@ def test_softmax_matches_reference(dtype, kind, weighted, with_intercept, l2):
     assert_unchanged(before, [X, y, coef])
     expected = reference.softmax_regression_loss(X, y, coef, intercept, return_grad=True,
                                                  **kwargs)
-    assert_softmax_close(got, expected, dtype, coef.dtype)
+    assert_linear_close(got, expected, dtype, coef.dtype)
     loss_only = linear.softmax_regression_loss(X, y, coef, intercept, **kwargs)
     assert_allclose(as_float(loss_only), got[0], rtol=1e-12 if dtype == np.float64 else 1e-6)
 
@@ -446,22 +428,15 @@ def test_softmax_matches_torch(dtype, kind, with_intercept):
     objective = (swt * ce).sum() / swt.sum() + 0.5 * l2 * (W * W).sum()
     objective.backward()
     expected = (objective.item(), W.grad.numpy(), b.grad.numpy() if with_intercept else None)
-    assert_softmax_close(got, expected, dtype, coef.dtype)
+    assert_linear_close(got, expected, dtype, coef.dtype)
 
 
 @pytest.mark.parametrize("kind", ("C", "csr"))
 def test_softmax_finite_differences(kind):
     X, y, coef, intercept, sw = softmax_problem(n_samples=150, n_features=5, n_classes=4,
                                                 kind=kind, seed=22)
-    kwargs = dict(sample_weight=sw, l2=0.1)
-    _, grad_coef, grad_intercept = linear.softmax_regression_loss(
-        X, y, coef, intercept, return_grad=True, **kwargs)
-    numeric_coef = numerical_gradient(
-        lambda W: linear.softmax_regression_loss(X, y, W, intercept, **kwargs), coef)
-    numeric_intercept = numerical_gradient(
-        lambda b: linear.softmax_regression_loss(X, y, coef, b, **kwargs), intercept)
-    assert_allclose(grad_coef, numeric_coef, rtol=1e-6, atol=1e-9)
-    assert_allclose(grad_intercept, numeric_intercept, rtol=1e-6, atol=1e-9)
+    assert_matches_finite_differences(linear.softmax_regression_loss, X, y, coef, intercept,
+                                      sample_weight=sw, l2=0.1)
 
 
 def test_softmax_intercept_none_is_a_zero_intercept():
@@ -512,7 +487,7 @@ def test_softmax_weight_two_is_a_repeated_row(dtype):
                                               return_grad=True)
     repeated = linear.softmax_regression_loss(X[rows], y[rows], coef, intercept, l2=0.1,
                                               return_grad=True)
-    assert_softmax_close(weighted, repeated, dtype, coef.dtype)
+    assert_linear_close(weighted, repeated, dtype, coef.dtype)
 
 
 def test_softmax_zero_total_weight():

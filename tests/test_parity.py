@@ -28,6 +28,8 @@ import numpy as np
 import pytest
 import scipy.special as sc
 
+from conftest import FLOAT_DTYPES, REDUCTIONS, numerical_gradient, total
+
 try:
     import torch
     F = torch.nn.functional
@@ -39,9 +41,7 @@ needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 # torch warns that kl_div's "mean" will change meaning; "mean" is exactly what is compared.
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 
-SEED = 20250117
-DTYPES = [np.float32, np.float64]
-REDUCTIONS = ["mean", "sum", "none"]
+RNG_SEED = 20250117  # the rng fixture's seed (conftest)
 IGNORE = -100
 
 
@@ -77,11 +77,6 @@ def requires(impl, probe, what):
         probe()
     except Exception as error:  # noqa: BLE001 - any failure means "not supported"
         pytest.fail(f"{impl.__name__} does not support {what}: {error!r}")
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(SEED)
 
 
 def tolerances(dtype):
@@ -124,23 +119,6 @@ def reduce_like(per_sample, reduction, denominator):
         return per_sample
     total = per_sample.sum()
     return total if reduction == "sum" else total / denominator
-
-
-def numerical_grad(f, x, h=1e-6, where=None):
-    """Central differences of the scalar function f at the float64 array x (NaN outside `where`)."""
-    grad = np.full_like(x, np.nan)
-    for index in np.ndindex(x.shape):
-        if where is not None and not where[index]:
-            continue
-        step = np.zeros_like(x)
-        step[index] = h
-        grad[index] = (f(x + step) - f(x - step)) / (2 * h)
-    return grad
-
-
-def total(loss):
-    """The quantity the gradient differentiates: the loss, or the sum of per-sample losses."""
-    return float(np.sum(loss))
 
 
 @contextlib.contextmanager
@@ -197,7 +175,7 @@ def torch_weighted_ce(logits, labels, weight, sw, reduction, eps=0.0, axis_is_1=
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("eps", [0.0, 0.2])
 def test_ce_sample_weight_matches_torch(impl, rng, dtype, reduction, eps):
@@ -213,7 +191,7 @@ def test_ce_sample_weight_matches_torch(impl, rng, dtype, reduction, eps):
     assert grad.dtype == dtype
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_sample_weight_matches_sklearn(impl, rng, dtype, reduction):
     """No class weights: sklearn's Σ sw·ℓ / Σ sw is fastce's mean."""
@@ -239,7 +217,7 @@ def test_ce_sample_weight_matches_sklearn(impl, rng, dtype, reduction):
         assert_close(loss, oracle(y64, z64, sample_weight=sw64), dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_zero_sample_weight_silences_nan_rows(impl, rng, dtype, reduction):
     cross_entropy = api(impl, "cross_entropy", "sample_weight")
@@ -265,7 +243,7 @@ def test_ce_zero_sample_weight_silences_nan_rows(impl, rng, dtype, reduction):
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_sample_weight_probability_targets_match_torch(impl, rng, dtype, reduction):
     cross_entropy = api(impl, "cross_entropy", "sample_weight")
@@ -290,7 +268,7 @@ def test_ce_sample_weight_probability_targets_match_torch(impl, rng, dtype, redu
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_sample_weight_class_axis_1_matches_torch(impl, rng, dtype, reduction):
     """(N, C, d) with axis=1, torch's layout; sample_weight has the per-sample shape (N, d)."""
@@ -320,7 +298,7 @@ def test_ce_sample_weight_grad_and_hessian_finite_differences(impl, rng, reducti
         return cross_entropy(z, labels, return_grad=True, **kwargs)[1]
 
     loss, grad, hess = cross_entropy(logits, labels, return_hessian=True, **kwargs)
-    np.testing.assert_allclose(grad, numerical_grad(loss_at, logits), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad, numerical_gradient(loss_at, logits), rtol=1e-6, atol=1e-8)
     h = 1e-6
     diagonal = np.zeros_like(logits)
     for index in np.ndindex(logits.shape):
@@ -348,7 +326,7 @@ def test_ce_sample_weight_mean_over_zero_weight_is_zero(impl, rng):
 # --------------------------------------------------------------------------
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_kl_with_logits_sample_weight_matches_torch(impl, rng, dtype, reduction):
     kl = api(impl, "kl_divergence_with_logits", "sample_weight")
@@ -371,7 +349,7 @@ def test_kl_with_logits_sample_weight_matches_torch(impl, rng, dtype, reduction)
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_kl_with_logits_log_target(impl, rng, dtype, reduction):
     kl = api(impl, "kl_divergence_with_logits", "log_target")
@@ -405,7 +383,7 @@ POS_WEIGHT_SHAPES = [(), (4,), (1, 4), (6, 4), (6, 1)]
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("pw_shape", POS_WEIGHT_SHAPES, ids=str)
 def test_bce_pos_weight_shapes_match_torch(impl, rng, dtype, reduction, pw_shape):
@@ -499,7 +477,7 @@ def select(kwargs, where):
     return selected
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("name", BINARY)
 def test_binary_where_equals_loss_on_selected_elements(impl, rng, dtype, reduction, name):
@@ -527,7 +505,7 @@ def test_binary_where_equals_loss_on_selected_elements(impl, rng, dtype, reducti
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_bce_with_logits_where_matches_torch_on_selected(impl, rng, dtype, reduction):
     bce = api(impl, "binary_cross_entropy_with_logits", "where")
@@ -622,7 +600,7 @@ def per_logit_mask(rng, shape, axis=-1):
     return mask
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("targets", ["indices", "probabilities"])
 def test_ce_per_sample_where_equals_selected_rows(impl, rng, dtype, reduction, targets):
@@ -657,7 +635,7 @@ def test_ce_per_sample_where_equals_selected_rows(impl, rng, dtype, reduction, t
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_per_sample_where_matches_torch(impl, rng, dtype, reduction):
     """Without label smoothing: torch's weighted per-sample loss, masked, over Σ w_y of the rest."""
@@ -674,7 +652,7 @@ def test_ce_per_sample_where_matches_torch(impl, rng, dtype, reduction):
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_per_logit_where_is_neg_inf_logits_like_torch(impl, rng, dtype, reduction):
     cross_entropy = api(impl, "cross_entropy", "where")
@@ -704,7 +682,7 @@ def test_ce_per_logit_where_is_neg_inf_logits_like_torch(impl, rng, dtype, reduc
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("eps", [0.0, 0.2])
 def test_ce_per_logit_where_gradient_is_neg_inf_gradient(impl, rng, dtype, eps):
     """With smoothing mass on masked classes the loss is +inf; the gradient is still that of -inf logits."""
@@ -745,7 +723,7 @@ def test_ce_per_logit_where_masked_target_is_inf(impl, rng, reduction):
         assert loss == np.inf and torch_loss.item() == np.inf
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_per_logit_where_all_masked_row_is_left_out(impl, rng, dtype, reduction):
     cross_entropy = api(impl, "cross_entropy", "where", "sample_weight")
@@ -784,7 +762,7 @@ def test_ce_where_all_false(impl, rng, per, targets):
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_ce_per_logit_where_probability_targets(impl, rng, dtype, reduction):
     """Targets without mass on masked classes: each row is torch's loss over its True classes."""
@@ -820,7 +798,7 @@ def test_ce_per_logit_where_probability_targets(impl, rng, dtype, reduction):
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("per", ["sample", "logit"])
 def test_ce_where_and_sample_weight_class_axis_1(impl, rng, dtype, reduction, per):
@@ -870,7 +848,7 @@ def test_ce_where_sample_weight_grad_finite_differences(impl, rng, reduction, ca
     kwargs = dict(weight=np.array([1.0, 0.5, 2.0, 1.5]), sample_weight=sw, where=where,
                   reduction=reduction)
     _, grad = cross_entropy(logits, target, return_grad=True, **kwargs)
-    numeric = numerical_grad(lambda z: total(cross_entropy(z, target, **kwargs)), logits,
+    numeric = numerical_gradient(lambda z: total(cross_entropy(z, target, **kwargs)), logits,
                              where=read)
     np.testing.assert_allclose(grad[read], numeric[read], rtol=1e-6, atol=1e-8)
 
@@ -880,7 +858,7 @@ def test_ce_where_sample_weight_grad_finite_differences(impl, rng, reduction, ca
 # --------------------------------------------------------------------------
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", [(7, 5), (3, 5, 2, 3)], ids=str)
 @pytest.mark.parametrize("weighted", [False, True])
@@ -934,7 +912,7 @@ def test_nll_loss_grad_finite_differences(impl, rng, reduction):
     labels = np.array([0, 3, IGNORE, 1, 1])
     weight = np.array([1.0, 0.5, 2.0, 1.5])
     _, grad = nll_loss(log_probs, labels, weight=weight, reduction=reduction, return_grad=True)
-    numeric = numerical_grad(lambda x: total(nll_loss(x, labels, weight=weight,
+    numeric = numerical_gradient(lambda x: total(nll_loss(x, labels, weight=weight,
                                                       reduction=reduction)), log_probs)
     np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-9)
 
@@ -947,7 +925,7 @@ KL_REDUCTIONS = ["mean", "batchmean", "sum", "none"]
 
 
 @needs_torch
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", KL_REDUCTIONS)
 @pytest.mark.parametrize("log_target", [False, True])
 @pytest.mark.parametrize("shape", [(6, 5), (2, 3, 4)], ids=str)
@@ -1022,7 +1000,7 @@ def test_kl_div_grad_finite_differences(impl, rng, reduction, log_target):
     target = np.log(t) if log_target else t
     kwargs = dict(reduction=reduction, log_target=log_target)
     _, grad = kl_div(x, target, return_grad=True, **kwargs)
-    numeric = numerical_grad(lambda z: total(kl_div(z, target, **kwargs)), x)
+    numeric = numerical_gradient(lambda z: total(kl_div(z, target, **kwargs)), x)
     np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-9)
 
 
@@ -1047,7 +1025,7 @@ def scipy_lse(x, **kwargs):
     return np.asarray(result, dtype=np.float64)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("axis", AXES, ids=str)
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_logsumexp_axes_keepdims_match_scipy(impl, rng, dtype, axis, keepdims):
@@ -1062,7 +1040,7 @@ def test_logsumexp_axes_keepdims_match_scipy(impl, rng, dtype, axis, keepdims):
     assert_close(result, expected, dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("axis", [-1, 0, (0, 2), None], ids=str)
 @pytest.mark.parametrize("b_shape", [(3, 4, 5), (5,), (4, 1)], ids=str)
 def test_logsumexp_b_and_return_sign_match_scipy(impl, rng, dtype, axis, b_shape):
@@ -1117,7 +1095,7 @@ def test_logsumexp_sign_special_values_match_scipy(impl, x, b, expected):
         assert np.isnan(plain)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("axis", [-1, 0, None, ()], ids=str)
 def test_logsumexp_0d(impl, dtype, axis):
     logsumexp = api(impl, "logsumexp", "b", "return_sign", "keepdims")
@@ -1135,7 +1113,7 @@ def test_logsumexp_0d(impl, dtype, axis):
 
 def test_logsumexp_dtypes(impl, rng):
     logsumexp = api(impl, "logsumexp", "b", "return_sign")
-    for dtype in DTYPES:
+    for dtype in FLOAT_DTYPES:
         x = rng.standard_normal((3, 4)).astype(dtype)
         assert logsumexp(x).dtype == sc.logsumexp(x, axis=-1).dtype == dtype
         result, sign = logsumexp(x, b=np.ones(4, dtype=dtype), return_sign=True)
@@ -1144,7 +1122,7 @@ def test_logsumexp_dtypes(impl, rng):
                                           return_sign=True)[1].dtype
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("axis", [-1, 1, (0, 2), (2, 1), (0, 1, 2), None], ids=str)
 def test_softmax_tuple_axes_match_scipy(impl, rng, dtype, name, axis):
@@ -1161,7 +1139,7 @@ def test_softmax_tuple_axes_match_scipy(impl, rng, dtype, name, axis):
     np.testing.assert_array_equal(out, result)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("axis", [-1, 0, None], ids=str)
 def test_softmax_0d(impl, dtype, axis):
     x = np.array(3.0, dtype=dtype)

@@ -13,8 +13,7 @@ import pytest
 import fastce
 from fastce import reference
 
-DTYPES = [np.float32, np.float64]
-
+from conftest import FLOAT_DTYPES
 
 def tolerance(dtype):
     return dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
@@ -36,7 +35,7 @@ def _case(rng, shape, dtype, class_axis=-1):
 SHAPES = [(20000, 10), (3000, 300), (9, 20000), (3, 70000)]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_sample_weight_every_row_path(dtype, shape):
     rng = np.random.default_rng(sum(shape))
@@ -55,7 +54,7 @@ def test_sample_weight_every_row_path(dtype, shape):
             logits, labels, reduction="none", **keywords), **tolerance(dtype))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_logit_mask_every_row_path(dtype, shape):
     rng = np.random.default_rng(sum(shape) + 1)
@@ -80,7 +79,7 @@ def test_logit_mask_every_row_path(dtype, shape):
     np.testing.assert_allclose(grad, expected_grad, **tolerance(dtype))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("where_kind", ["sample", "logit"])
 def test_class_axis_one(dtype, where_kind):
     """torch's (N, C, d) layout: column tiles (per sample) or a copy into rows
@@ -139,7 +138,7 @@ def test_bitwise_the_same_for_every_thread_count(call):
         assert one[1].tobytes() == other[1].tobytes()
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_gradient_in_place_with_masks(dtype):
     rng = np.random.default_rng(5)
     logits, labels, sample_weight = _case(rng, (5000, 10), dtype)
@@ -170,7 +169,7 @@ def test_gradient_in_place_with_masks(dtype):
     np.testing.assert_array_equal(grad, expected_grad)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_bad_values_found_in_a_late_block(dtype):
     """Values are checked inside the pass: the first bad one, wherever it is."""
     rng = np.random.default_rng(6)
@@ -198,7 +197,7 @@ def test_bad_values_found_in_a_late_block(dtype):
         fastce.nll_loss(logits, labels)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_weighted_logsumexp_many_rows(dtype):
     rng = np.random.default_rng(7)
     x = (5 * rng.standard_normal((4000, 37))).astype(dtype)

@@ -14,33 +14,13 @@ import scipy.special as sc
 
 from fastce import reference as ref
 
-RNG_SEED = 20240611
-REDUCTIONS = ["mean", "sum", "none"]
+from conftest import REDUCTIONS, numerical_gradient, total
 
+RNG_SEED = 20240611  # the rng fixture's seed (conftest)
 
 @pytest.fixture(scope="module")
 def torch():
     return pytest.importorskip("torch")
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(RNG_SEED)
-
-
-def numerical_grad(f, x, h=1e-6):
-    """Central differences of the scalar function f at the float64 array x."""
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = h
-        grad[index] = (f(x + step) - f(x - step)) / (2 * h)
-    return grad
-
-
-def total(loss):
-    """The quantity the gradient differentiates: the loss, or the sum of per-sample losses."""
-    return float(np.sum(loss))
 
 
 def to_numpy(tensor):
@@ -256,7 +236,7 @@ def test_logistic_loss_matches_its_oracles(rng):
 
 def check_fd(function, first, *args, **kwargs):
     _, grad = function(first, *args, return_grad=True, **kwargs)
-    expected = numerical_grad(lambda x: total(function(x, *args, **kwargs)), first)
+    expected = numerical_gradient(lambda x: total(function(x, *args, **kwargs)), first)
     np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)
 
 

@@ -48,10 +48,10 @@ import pytest
 from mpmath import mp
 
 import fastce
-from fastce import _config
+from fastce import _dispatch
 
-VARIANTS = ("baseline", "avx2", "avx512")
-DTYPES = (np.float32, np.float64)
+from conftest import FLOAT_DTYPES
+
 
 # Accuracy bounds. Measured on the development machine (GCC, x86-64), worst
 # over the sweeps below (float32: exhaustively over every float in range):
@@ -80,28 +80,15 @@ HAVE_EXTENDED = np.finfo(np.longdouble).nmant >= 63
 
 # ----------------------------------------------------------------------------- variants
 
-def _variant_supported(variant):
-    """Mirror of fastce._dispatch: which builds can run on this CPU."""
-    if not _config.IS_X86:
-        return variant == "baseline"
-    features = _config.cpu_features()
-    return {"baseline": features["x86-64-v2"], "avx2": features["avx2"],
-            "avx512": features["avx512"]}[variant]
-
-
-def _variant_built(variant):
-    try:
-        importlib.import_module(f"fastce._binary_{variant}")
-        importlib.import_module(f"fastce._softmax_{variant}")
-    except ImportError:
-        return False
-    return True
+# The builds, baseline first (the reference the others are compared to); which of them
+# can run here is fastce._dispatch's own decision, not a copy of it.
+VARIANTS = tuple(reversed(_dispatch.VARIANTS))
 
 
 def _skip_reason(variant):
-    if not _variant_supported(variant):
+    if not _dispatch._supported(variant):
         return f"this CPU does not support the {variant} build"
-    if not _variant_built(variant):
+    if not _dispatch._built(variant):
         return f"the {variant} build is not present here"
     return None
 
@@ -360,7 +347,7 @@ def test_exp_float32_dense_sweep(variant):
             errors[sub].max())
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_exp_underflow_and_overflow(variant, dtype):
     finfo = np.finfo(dtype)
     lo, hi = SWEEP_RANGE[dtype]
@@ -381,7 +368,7 @@ def test_exp_underflow_and_overflow(variant, dtype):
     assert np.all(got == np.inf), above[got != np.inf][:5]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("length", [1, 7, 1001])  # scalar remainder and vector body
 def test_exp_special_values(variant, dtype, length):
     finfo = np.finfo(dtype)
@@ -445,7 +432,7 @@ def test_log1p_unit_float32_dense_sweep(variant):
                    f"{variant} float32 log1p_unit, dense ({u.size} points), max relative ulp")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("length", [1, 7, 1001])
 def test_log1p_unit_special_values(variant, dtype, length):
     finfo = np.finfo(dtype)
@@ -558,9 +545,15 @@ def forced_results(tmp_path_factory):
     return results
 
 
-def test_forced_simd_is_reported(forced_results, variant):
+def test_forced_simd_is_reported(forced_results, variant, monkeypatch):
     reported, _ = forced_results[variant]
     assert reported == variant
+    # the same choice in this process, from fastce._dispatch itself
+    monkeypatch.setenv("FASTCE_SIMD", variant)
+    assert _dispatch.select_variant() == variant
+    # unforced, the best runnable build (VARIANTS is in order of preference)
+    monkeypatch.delenv("FASTCE_SIMD")
+    assert _dispatch.select_variant() == next(v for v in _dispatch.VARIANTS if v in RUNNABLE)
 
 
 def test_forced_simd_builds_agree(forced_results, variant):
@@ -599,16 +592,22 @@ def test_forced_simd_builds_agree(forced_results, variant):
             worst["grad"])
 
 
-def test_forced_simd_bogus_is_import_error():
+def test_forced_simd_bogus_is_import_error(monkeypatch):
     report = _run_child("bogus", _IMPORT_ONLY)
     assert report["error"] == "ImportError", report
     assert "FASTCE_SIMD" in report["message"]
+    monkeypatch.setenv("FASTCE_SIMD", "bogus")
+    with pytest.raises(ImportError, match="FASTCE_SIMD"):
+        _dispatch.select_variant()
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_forced_simd_unavailable_is_import_error(name):
+def test_forced_simd_unavailable_is_import_error(name, monkeypatch):
     if _skip_reason(name) is None:
         pytest.skip(f"{name} is available here")
     report = _run_child(name, _IMPORT_ONLY)
     assert report["error"] == "ImportError", report
     assert "FASTCE_SIMD" in report["message"]
+    monkeypatch.setenv("FASTCE_SIMD", name)
+    with pytest.raises(ImportError, match="FASTCE_SIMD"):
+        _dispatch.select_variant()

@@ -1,4 +1,6 @@
-"""Softmax family: cross_entropy, log_softmax, softmax, logsumexp.
+"""Tests of fastce.softmax_losses (the softmax family): cross_entropy, log_softmax,
+softmax, logsumexp. Sections at the end: a class axis that is not the last, long rows
+(the split-row kernels) and property tests (hypothesis).
 
 Oracles, from the loosest to the strictest:
 - fastce.reference, the executable spec;
@@ -10,15 +12,14 @@ Oracles, from the loosest to the strictest:
 import numpy as np
 import pytest
 import scipy.special
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import fastce
 from fastce import reference
 
-REDUCTIONS = ("none", "sum", "mean")
-FLOAT_DTYPES = (np.float32, np.float64)
-LABEL_DTYPES = (np.int8, np.int16, np.int32, np.int64,
-                np.uint8, np.uint16, np.uint32, np.uint64)
+from conftest import FLOAT_DTYPES, LABEL_DTYPES, REDUCTIONS, numerical_gradient, total
 
 # Two implementations of the same formula, in the same compute dtype.
 LOOSE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -117,22 +118,6 @@ def _torch_cross_entropy(logits, target, reduction, weight=None, ignore_index=-1
     if reduction != "none":
         loss = float(loss)
     return loss, x.grad.numpy()
-
-
-def numerical_gradient(function, x, step=1e-6):
-    """Central differences of a scalar function of a float64 array."""
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        plus = x.copy()
-        plus[index] += step
-        minus = x.copy()
-        minus[index] -= step
-        grad[index] = (function(plus) - function(minus)) / (2 * step)
-    return grad
-
-
-def _total(loss):
-    return float(np.sum(loss))
 
 
 # ----------------------------------------------------------------------------- reference
@@ -273,7 +258,7 @@ def test_cross_entropy_gradient_finite_differences(case, reduction):
     logits, target, kwargs = make_case(case, shape=(6, 5), seed=7, scale=2.0)
     loss, grad = _fastce(logits, target, reduction, **kwargs)
     numeric = numerical_gradient(
-        lambda x: _total(fastce.cross_entropy(x, target, reduction=reduction, **kwargs)), logits)
+        lambda x: total(fastce.cross_entropy(x, target, reduction=reduction, **kwargs)), logits)
     assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
     if "ignore" in case and case != "ignore_index_in_range":
         ignored = target == -100
@@ -287,7 +272,7 @@ def test_cross_entropy_gradient_finite_differences_axis(shape, axis, case, reduc
     logits, target, kwargs = make_case(case, shape=shape, class_axis=axis, seed=8)
     loss, grad = _fastce(logits, target, reduction, axis=axis, **kwargs)
     numeric = numerical_gradient(
-        lambda x: _total(fastce.cross_entropy(x, target, reduction=reduction, axis=axis,
+        lambda x: total(fastce.cross_entropy(x, target, reduction=reduction, axis=axis,
                                               **kwargs)), logits)
     assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
@@ -299,7 +284,7 @@ def test_cross_entropy_gradient_finite_differences_unbatched():
     loss, grad = _fastce(logits, target, "mean", **kwargs)
     assert grad.shape == logits.shape
     numeric = numerical_gradient(
-        lambda x: _total(fastce.cross_entropy(x, target, **kwargs)), logits)
+        lambda x: total(fastce.cross_entropy(x, target, **kwargs)), logits)
     assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -904,3 +889,484 @@ def test_inputs_are_not_modified():
         getattr(fastce, name)(logits)
     for array, copy in zip((logits, target, kwargs["weight"]), copies):
         assert_array_equal(array, copy)
+
+
+# =============================================================================
+# A class axis that is not the last (formerly test_class_axis.py)
+# A class axis that is not the last: the column kernels read torch's
+# (N, C, d1, ...) layout in place. They must agree with the reference (which
+# moves the axis), with torch's spatial cross-entropy, and with themselves
+# across thread counts; ignored positions stay exactly 0.
+# =============================================================================
+
+def spatial_problem(dtype, shape=(3, 5, 9, 11), seed=0):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal(shape) * 3).astype(dtype)
+    n, c = shape[:2]
+    target = rng.integers(0, c, (n,) + shape[2:])
+    target[0, 0, :4] = -100           # ignored positions
+    logits[0, :, 0, 0] = np.nan       # ... whose logits are NaN: still exactly 0
+    logits[1, 2, :, 3] = -np.inf      # masked class at some positions
+    target[1, :, 3] = 0               # never the masked class there
+    weight = rng.random(c) + 0.25
+    return logits, target, weight
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 3e-6)])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("use_weight", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_matches_reference(dtype, rtol, smoothing, use_weight, reduction):
+    logits, target, weight = spatial_problem(dtype)
+    if smoothing:  # smoothing puts mass on masked classes (+inf): unmask here
+        logits = np.where(np.isneginf(logits), -20.0, logits).astype(dtype)
+    kwargs = dict(axis=1, label_smoothing=smoothing, reduction=reduction,
+                  weight=weight if use_weight else None)
+    loss, grad, hess = fastce.cross_entropy(logits, target, return_hessian=True, **kwargs)
+    ref_loss, ref_grad, ref_hess = reference.cross_entropy(logits, target, return_hessian=True,
+                                                           **kwargs)
+    np.testing.assert_allclose(loss, ref_loss, rtol=rtol, atol=1e-6 if dtype == np.float32 else 0)
+    np.testing.assert_allclose(grad, ref_grad, rtol=rtol, atol=1e-7 if dtype == np.float32 else 1e-15)
+    np.testing.assert_allclose(hess, ref_hess, rtol=rtol, atol=1e-7 if dtype == np.float32 else 1e-15)
+    assert grad.shape == logits.shape and grad.flags.c_contiguous
+    ignored = target == -100
+    assert not np.any(np.moveaxis(grad, 1, -1)[ignored])
+    assert not np.any(np.moveaxis(hess, 1, -1)[ignored])
+
+
+def test_same_as_rows_after_moving_the_axis():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((2, 7, 130)) * 3  # 3 tiles of positions, the last partial
+    target = rng.integers(0, 7, (2, 130))
+    target[1, ::9] = -100
+    weight = rng.random(7) + 0.25
+    loss, grad = fastce.cross_entropy(logits, target, axis=1, weight=weight, reduction="none",
+                                      return_grad=True)
+    moved = np.ascontiguousarray(np.moveaxis(logits, 1, -1))
+    row_loss, row_grad = fastce.cross_entropy(moved, target, weight=weight, reduction="none",
+                                              return_grad=True)
+    np.testing.assert_allclose(loss, row_loss, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(grad, np.moveaxis(row_grad, -1, 1), rtol=1e-12, atol=1e-16)
+
+
+def test_in_place_gradient():
+    logits, target, _ = spatial_problem(np.float32)
+    expected_loss, expected_grad = fastce.cross_entropy(logits, target, axis=1, return_grad=True)
+    buffer = logits.copy()
+    loss, grad = fastce.cross_entropy(buffer, target, axis=1, return_grad=True, grad_out=buffer)
+    assert grad is buffer and loss == expected_loss
+    assert np.array_equal(grad, expected_grad)
+
+
+def test_bitwise_the_same_for_every_thread_count():
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((4, 21, 64, 65)).astype(np.float32)
+    target = rng.integers(0, 21, (4, 64, 65))
+    runs = [fastce.cross_entropy(logits, target, axis=1, return_grad=True, n_threads=t)
+            for t in (1, 2, 3)]
+    for loss, grad in runs[1:]:
+        assert loss == runs[0][0] and np.array_equal(grad, runs[0][1])
+
+
+def test_matches_torch_spatial():
+    torch = pytest.importorskip("torch")
+    logits, target, weight = spatial_problem(np.float64)
+    logits = np.where(np.isnan(logits), 0.0, logits)  # torch's ignored gradient is NaN there
+    tensor = torch.tensor(logits, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(tensor, torch.tensor(target),
+                                                 weight=torch.tensor(weight),
+                                                 label_smoothing=0.1)
+    expected.backward()
+    loss, grad = fastce.cross_entropy(logits, target, axis=1, weight=weight,
+                                      label_smoothing=0.1, return_grad=True)
+    finite = np.isfinite(tensor.grad.numpy())
+    np.testing.assert_allclose(loss, expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad[finite], tensor.grad.numpy()[finite], rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("function", ["log_softmax", "softmax", "logsumexp"])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 3e-6)])
+def test_normalizers_on_any_axis(function, axis, dtype, rtol):
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((6, 7, 70)) * 4).astype(dtype)
+    x[2, :, 5] = -np.inf if axis == 1 else x[2, :, 5]
+    ours = getattr(fastce, function)(x, axis=axis)
+    theirs = getattr(reference, function)(x, axis=axis)
+    both_nan = np.isnan(ours) & np.isnan(theirs)
+    np.testing.assert_allclose(np.where(both_nan, 0, ours), np.where(both_nan, 0, theirs),
+                               rtol=rtol, atol=1e-30)
+
+
+def test_softmax_in_place_on_axis_1():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 5, 80))
+    expected = fastce.softmax(x, axis=1)
+    result = fastce.softmax(x, axis=1, out=x)
+    assert result is x and np.array_equal(x, expected)
+
+
+# =============================================================================
+# Long rows (the split-row kernels) (formerly test_long_rows.py)
+# Few, very long rows (C >= 65536, fewer than 64 rows) take the split-row
+# kernels: each row's passes run in parallel over segments whose (max, sum)
+# are merged in a fixed order. They must agree with the reference and be
+# bitwise the same for every thread count.
+# =============================================================================
+
+N_CLASSES = 70_001  # five segments, the last one partial
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((3, N_CLASSES)) * 4
+    logits[1, ::7] = -np.inf  # masks
+    logits[2, 12_345] = 60.0  # one dominating class: tiny loss
+    target = np.array([3, 69_999, 12_345])
+    weight = rng.random(N_CLASSES) + 0.5
+    return logits, target, weight
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("use_weight", [False, True])
+def test_long_rows_cross_entropy_matches_reference(batch, dtype, rtol, smoothing, use_weight):
+    logits, target, weight = batch
+    logits = logits.astype(dtype)
+    weight = weight if use_weight else None
+    if smoothing:  # smoothing puts mass on the masked classes: +inf by design
+        logits = np.where(np.isinf(logits), -30.0, logits).astype(dtype)
+    kwargs = dict(weight=weight, label_smoothing=smoothing, reduction="none")
+    loss, grad, hess = fastce.cross_entropy(logits, target, return_hessian=True, **kwargs)
+    ref_loss, ref_grad = reference.cross_entropy(logits, target, return_grad=True, **kwargs)
+    np.testing.assert_allclose(loss, ref_loss, rtol=rtol, atol=1e-30)
+    np.testing.assert_allclose(grad, ref_grad, rtol=rtol, atol=1e-12 if dtype == np.float64 else 1e-7)
+    assert np.all(hess >= 0) and np.all(np.isfinite(hess))
+
+
+def test_tiny_loss_keeps_its_digits(batch):
+    logits, target, _ = batch
+    loss = fastce.cross_entropy(logits[2:], target[2:], reduction="none")[0]
+    expected = reference.cross_entropy(logits[2:], target[2:], reduction="none")[0]
+    assert loss > 0 and abs(loss - expected) <= 1e-12 * expected
+
+
+@pytest.mark.parametrize("function", ["log_softmax", "softmax", "logsumexp"])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_normalizers_match_reference(batch, function, dtype, rtol):
+    logits = batch[0].astype(dtype)
+    ours = getattr(fastce, function)(logits)
+    theirs = getattr(reference, function)(logits)
+    finite = np.isfinite(theirs)
+    assert np.array_equal(finite, np.isfinite(ours))
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=rtol, atol=1e-30)
+
+
+def test_long_rows_bitwise_the_same_for_every_thread_count(batch):
+    logits, target, weight = batch
+    results = []
+    for threads in (1, 2, 3):
+        loss, grad = fastce.cross_entropy(logits, target, weight=weight, return_grad=True,
+                                          n_threads=threads)
+        lse = fastce.logsumexp(logits, n_threads=threads)
+        results.append((loss, grad, lse))
+    for loss, grad, lse in results[1:]:
+        assert loss == results[0][0]
+        assert np.array_equal(grad, results[0][1])
+        assert np.array_equal(lse, results[0][2])
+
+
+def test_in_place_gradient_and_ignored_rows(batch):
+    logits, target, _ = batch
+    target = target.copy()
+    target[0] = -100
+    expected_loss, expected_grad = fastce.cross_entropy(logits, target, return_grad=True)
+    buffer = logits.copy()
+    loss, grad = fastce.cross_entropy(buffer, target, return_grad=True, grad_out=buffer)
+    assert grad is buffer and loss == expected_loss
+    assert np.array_equal(grad, expected_grad)
+    assert not np.any(grad[0])
+
+
+# =============================================================================
+# Property tests (hypothesis) (formerly test_properties.py)
+# Property tests (hypothesis) for the softmax family: invariants that hold for every
+# shape, dtype and value, rather than for chosen fixtures.
+# =============================================================================
+
+# No example database: the run leaves no files behind.
+PROPERTY = settings(max_examples=40, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+LOGIT_DTYPES = (np.float16, np.float32, np.float64, np.int32)
+
+
+def compute_dtype(dtype):
+    if dtype == np.float16:
+        return np.float32
+    if np.dtype(dtype).kind in "biu":
+        return np.float64
+    return np.dtype(dtype).type
+
+
+def loose(dtype):
+    """Tolerance for two ways of computing the same thing in a compute dtype."""
+    return dict(rtol=2e-5, atol=2e-6) if compute_dtype(dtype) == np.float32 else \
+        dict(rtol=1e-12, atol=1e-13)
+
+
+@st.composite
+def problems(draw, dtypes=LOGIT_DTYPES, prob_targets=True, weights=True, smoothing=True,
+             ignore=True, max_abs=(1.0, 30.0, 1e4)):
+    """A random cross_entropy problem: logits (N, C), target, keywords.
+
+    N in 0..50, C in 1..40. The values come from a drawn seed, so large batches stay fast.
+    """
+    n_samples = draw(st.integers(0, 50))
+    n_classes = draw(st.integers(1, 40))
+    dtype = draw(st.sampled_from(dtypes))
+    scale = draw(st.sampled_from(max_abs))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(-scale, scale, (n_samples, n_classes))
+    if draw(st.booleans()):   # ties and repeated values
+        values = np.round(values / scale * 3) * scale / 3
+    if np.dtype(dtype).kind in "iu":
+        values = np.round(values)
+    logits = values.astype(dtype)
+    kwargs = {}
+    if weights and draw(st.booleans()):
+        # On a grid of 1/64, so the weights are exact in every compute dtype.
+        weight = np.round(rng.uniform(0.0, 3.0, n_classes) * 64) / 64
+        weight[rng.random(n_classes) < 0.2] = 0.0
+        kwargs["weight"] = weight
+    if smoothing and draw(st.booleans()):
+        kwargs["label_smoothing"] = draw(st.sampled_from([0.05, 0.3, 1.0]))
+    if prob_targets and draw(st.booleans()):
+        target = rng.uniform(0.0, 1.0, (n_samples, n_classes))
+        if draw(st.booleans()):
+            target /= target.sum(axis=1, keepdims=True)
+        return logits, target, kwargs
+    target = rng.integers(0, n_classes, n_samples)
+    if ignore and draw(st.booleans()):
+        target[rng.random(n_samples) < draw(st.sampled_from([0.3, 1.0]))] = -100
+    return logits, target, kwargs
+
+
+def _per_sample(logits, target, **kwargs):
+    return fastce.cross_entropy(logits, target, reduction="none", **kwargs)
+
+
+@PROPERTY
+@given(problems(), st.sampled_from(REDUCTIONS))
+def test_loss_is_finite_and_nonnegative(problem, reduction):
+    logits, target, kwargs = problem
+    loss = fastce.cross_entropy(logits, target, reduction=reduction, **kwargs)
+    assert np.all(np.isfinite(loss))
+    assert np.all(np.asarray(loss) >= 0)
+    if reduction == "none":
+        assert loss.shape == (logits.shape[0],)
+        assert loss.dtype == compute_dtype(logits.dtype)
+    else:
+        assert isinstance(loss, float)
+
+
+@PROPERTY
+@given(problems())
+def test_sum_is_sum_of_none(problem):
+    logits, target, kwargs = problem
+    total = fastce.cross_entropy(logits, target, reduction="sum", **kwargs)
+    per_sample = _per_sample(logits, target, **kwargs)
+    rtol = 1e-6 if compute_dtype(logits.dtype) == np.float32 else 1e-12
+    assert_allclose(total, np.sum(per_sample, dtype=np.float64), rtol=rtol, atol=1e-300)
+
+
+@PROPERTY
+@given(problems())
+def test_mean_is_sum_over_total_weight(problem):
+    logits, target, kwargs = problem
+    total = fastce.cross_entropy(logits, target, reduction="sum", **kwargs)
+    mean = fastce.cross_entropy(logits, target, reduction="mean", **kwargs)
+    if target.dtype.kind == "f":
+        denominator = float(len(target))   # probability targets: a mean over samples
+    else:
+        weight = kwargs.get("weight", np.ones(logits.shape[1]))
+        kept = target[target != -100]
+        denominator = float(np.sum(weight[kept]))
+    if denominator == 0:
+        assert mean == 0.0
+    else:
+        assert_allclose(mean, total / denominator, rtol=1e-12, atol=1e-300)
+
+
+@PROPERTY
+@given(problems(prob_targets=False, weights=False, smoothing=False),
+       st.sampled_from(["sum", "mean"]), st.integers(0, 2**32 - 1))
+def test_class_weight_equals_repeating_samples(problem, reduction, seed):
+    """An integer class weight k on sample n equals having sample n k times."""
+    logits, target, _ = problem
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(0, 4, logits.shape[1]).astype(np.float64)
+    repeats = np.where(target == -100, 1, weight[np.where(target == -100, 0, target)])
+    repeats = repeats.astype(np.int64)
+    rows = np.repeat(np.arange(len(target)), repeats)
+
+    loss, grad = fastce.cross_entropy(logits, target, weight=weight, reduction=reduction,
+                                      return_grad=True)
+    loss_rep, grad_rep = fastce.cross_entropy(logits[rows], target[rows], reduction=reduction,
+                                              return_grad=True)
+    tol = loose(logits.dtype)
+    assert_allclose(loss, loss_rep, rtol=tol["rtol"], atol=tol["atol"])
+    summed = np.zeros(grad.shape, dtype=np.float64)
+    np.add.at(summed, rows, grad_rep.astype(np.float64))
+    assert_allclose(grad, summed, **tol)
+
+
+@PROPERTY
+@given(st.data())
+def test_shift_invariance(data):
+    """Adding a constant to a row leaves the loss and gradient unchanged.
+
+    Logits sit on a grid of 1/8 and the shifts are integers, so the shifted input is
+    exact in every dtype; what is left is the kernel's own rounding."""
+    dtype = data.draw(st.sampled_from(LOGIT_DTYPES))
+    bound = 100 if dtype == np.float16 else 10_000
+    logits, target, kwargs = data.draw(problems(dtypes=(dtype,), max_abs=(float(bound),)))
+    logits = (np.round(logits.astype(np.float64) * 8) / 8).astype(dtype)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    shift = rng.integers(-bound, bound + 1, (logits.shape[0], 1))
+    shifted = (logits.astype(np.float64) + shift).astype(dtype)
+    assert np.array_equal(shifted.astype(np.float64), logits.astype(np.float64) + shift)
+    reduction = data.draw(st.sampled_from(REDUCTIONS))
+    loss, grad = fastce.cross_entropy(logits, target, reduction=reduction, return_grad=True,
+                                      **kwargs)
+    loss_s, grad_s = fastce.cross_entropy(shifted, target, reduction=reduction,
+                                          return_grad=True, **kwargs)
+    tol = loose(dtype)
+    assert_allclose(loss_s, loss, **tol)
+    assert_allclose(grad_s, grad, **tol)
+
+
+@PROPERTY
+@given(problems())
+def test_softmax_is_a_distribution(problem):
+    logits = problem[0]
+    probs = fastce.softmax(logits)
+    log_probs = fastce.log_softmax(logits)
+    dtype = compute_dtype(logits.dtype)
+    assert probs.dtype == dtype and probs.shape == logits.shape
+    assert np.all(probs >= 0) and np.all(probs <= 1)
+    assert np.all(log_probs <= 0)
+    n_classes = logits.shape[1]
+    assert_allclose(probs.sum(axis=1, dtype=np.float64), 1.0,
+                    rtol=0, atol=4 * (n_classes + 1) * np.finfo(dtype).eps)
+    lse = fastce.logsumexp(logits)
+    assert lse.shape == (logits.shape[0],)
+    assert np.all(lse >= logits.astype(dtype).max(axis=1, initial=-np.inf))
+
+
+@PROPERTY
+@given(problems(dtypes=(np.float32,)))
+def test_float32_close_to_float64(problem):
+    logits, target, kwargs = problem
+    loss32, grad32 = fastce.cross_entropy(logits, target, reduction="none", return_grad=True,
+                                          **kwargs)
+    loss64, grad64 = fastce.cross_entropy(logits.astype(np.float64), target, reduction="none",
+                                          return_grad=True, **kwargs)
+    assert loss32.dtype == np.float32 and grad32.dtype == np.float32
+    if target.dtype.kind != "f" and not kwargs:
+        # SPEC's float32 accuracy: relative 2e-6, or absolute 2e-7 below 0.1.
+        error = np.abs(loss32.astype(np.float64) - loss64)
+        ok = (error <= 2e-6 * np.abs(loss64)) | ((np.abs(loss64) < 0.1) & (error <= 2e-7))
+        assert np.all(ok), (loss32[~ok], loss64[~ok])
+    else:
+        # A sum of up to 40 weighted terms, each as accurate as above.
+        assert_allclose(loss32, loss64, rtol=1e-5, atol=1e-6)
+    assert_allclose(grad32, grad64, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(grad64).max(initial=0)))
+
+
+@PROPERTY
+@given(problems(weights=False), st.sampled_from(REDUCTIONS), st.floats(0.1, 5.0))
+def test_gradient_rows_sum_to_zero(problem, reduction, uniform_weight):
+    """With uniform class weights every gradient row sums to 0 (softmax is shift
+    invariant); the same holds with label smoothing and for probability targets."""
+    logits, target, kwargs = problem
+    n_samples, n_classes = logits.shape
+    weight = np.full(n_classes, uniform_weight)
+    _, grad = fastce.cross_entropy(logits, target, weight=weight, reduction=reduction,
+                                   return_grad=True, **kwargs)
+    # The size of the terms that cancel in each row: s·w·(Σp + Σq) = 2·s·w·Σq.
+    if target.dtype.kind == "f":
+        mass = target.sum(axis=1)
+        count = n_samples
+    else:
+        mass = (target != -100).astype(np.float64)
+        count = mass.sum() * uniform_weight
+    scale = 1.0 / count if reduction == "mean" and count > 0 else 1.0
+    row_scale = 2 * scale * uniform_weight * mass
+    eps = np.finfo(compute_dtype(logits.dtype)).eps
+    row_sums = np.abs(grad.sum(axis=1, dtype=np.float64))
+    assert np.all(row_sums <= 8 * (n_classes + 1) * eps * row_scale + 1e-300), \
+        (row_sums.max(initial=0), row_scale)
+
+
+@PROPERTY
+@given(problems(), st.sampled_from(REDUCTIONS))
+def test_return_grad_loss_equals_plain_loss_bitwise(problem, reduction):
+    logits, target, kwargs = problem
+    plain = fastce.cross_entropy(logits, target, reduction=reduction, **kwargs)
+    fused, grad = fastce.cross_entropy(logits, target, reduction=reduction, return_grad=True,
+                                       **kwargs)
+    if reduction == "none":
+        assert plain.dtype == fused.dtype
+        assert_array_equal(plain, fused)
+    else:
+        assert plain == fused or (np.isnan(plain) and np.isnan(fused))
+    assert grad.shape == logits.shape and grad.dtype == compute_dtype(logits.dtype)
+
+
+@PROPERTY
+@given(problems(), st.sampled_from(REDUCTIONS))
+def test_grad_out_in_place_equals_out_of_place_bitwise(problem, reduction):
+    logits, target, kwargs = problem
+    logits = logits.astype(compute_dtype(logits.dtype))
+    loss, grad = fastce.cross_entropy(logits, target, reduction=reduction, return_grad=True,
+                                      **kwargs)
+    buffer = logits.copy()
+    loss_in_place, grad_in_place = fastce.cross_entropy(
+        buffer, target, reduction=reduction, return_grad=True, grad_out=buffer, **kwargs)
+    assert grad_in_place is buffer
+    assert_array_equal(grad_in_place, grad)
+    if reduction == "none":
+        assert_array_equal(loss_in_place, loss)
+    else:
+        assert loss_in_place == loss
+    # A separate preallocated buffer, too.
+    out = np.full(logits.shape, np.nan, dtype=logits.dtype)
+    _, grad_out = fastce.cross_entropy(logits, target, reduction=reduction, return_grad=True,
+                                       grad_out=out, **kwargs)
+    assert grad_out is out
+    assert_array_equal(out, grad)
+
+
+@PROPERTY
+@given(problems(dtypes=(np.float32, np.float64)), st.sampled_from(REDUCTIONS),
+       st.sampled_from([0, 1]))
+def test_axis_equals_moved_axis(problem, reduction, axis):
+    """Classes along axis 0 of the transposed logits give the same answer."""
+    logits, target, kwargs = problem
+    moved = np.ascontiguousarray(logits.T)
+    moved_target = target.T.copy() if target.dtype.kind == "f" else target
+    loss, grad = fastce.cross_entropy(logits, target, reduction=reduction, return_grad=True,
+                                      **kwargs)
+    if axis == 0:
+        loss_t, grad_t = fastce.cross_entropy(moved, moved_target, reduction=reduction,
+                                              axis=0, return_grad=True, **kwargs)
+        grad_t = grad_t.T
+    else:
+        loss_t, grad_t = fastce.cross_entropy(logits, target, reduction=reduction, axis=1,
+                                              return_grad=True, **kwargs)
+    tol = loose(logits.dtype)
+    assert_allclose(loss_t, loss, **tol)
+    assert_allclose(grad_t, grad, **tol)

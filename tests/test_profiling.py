@@ -1,4 +1,5 @@
-"""fastce.profile / ProfileAccumulator against independent oracles.
+"""Tests of fastce.profiling: fastce.profile / ProfileAccumulator against independent
+oracles; at the end, the exact sums of its kernel (_profile.h's superaccumulator).
 
 Every expected value here is computed from the definitions with float64
 NumPy/SciPy, or by sklearn / cleanlab themselves; nothing is taken from
@@ -16,19 +17,20 @@ import textwrap
 import numpy as np
 import pytest
 import scipy.special as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (accuracy_score, confusion_matrix, hamming_loss, log_loss,
                              precision_score, recall_score, top_k_accuracy_score)
 
 import fastce
 from fastce import ProfileAccumulator
+from fastce._dispatch import kernels
 
-cleanlab_filter = pytest.importorskip("cleanlab.filter")
+from conftest import FLOAT_DTYPES
 
 CLAMP = 100.0
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
-DTYPES = [np.float64, np.float32]
-
 
 # ----------------------------------------------------------------- helpers
 
@@ -226,7 +228,7 @@ def softmax64(z):
 
 # ------------------------------------------------------- 1. multiclass vs oracle
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("c", [3, 7])
 def test_multiclass_logits_vs_oracle(dtype, weighted, c):
@@ -266,7 +268,7 @@ def test_multiclass_logits_vs_oracle(dtype, weighted, c):
     assert rep.n_samples == n and rep.loss_mean == d["loss_mean"]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_multiclass_vs_sklearn(dtype, weighted):
     n, c = 3000, 8
@@ -296,7 +298,7 @@ def test_multiclass_vs_sklearn(dtype, weighted):
     close(d["brier_mean"], wmean(np.sum((P - np.eye(c)[y]) ** 2, axis=1), ww), rtol, "brier")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_multiclass_probs_vs_oracle(dtype, weighted):
     n, c = 2500, 6
@@ -464,7 +466,7 @@ def test_report_options_and_degenerate_inputs():
 
 # ----------------------------------------------------------- binary / multilabel
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("kind", ["logits", "probs"])
 def test_binary_vs_oracle(dtype, weighted, kind):
@@ -505,7 +507,7 @@ def test_binary_vs_oracle(dtype, weighted, kind):
                        zero_division=np.nan), rtol, "recall")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_binary_calibration_vs_sklearn_calibration_curve(dtype):
     # With every p >= 0.5 the top label is class 1, its confidence is p, and
     # top-label calibration is sklearn's reliability curve.
@@ -524,7 +526,7 @@ def test_binary_calibration_vs_sklearn_calibration_curve(dtype):
     assert all(cal["weight"][i] == 0 for i in range(n_bins // 2))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("kind", ["logits", "probs"])
 def test_multilabel_vs_oracle(dtype, weighted, kind):
@@ -583,6 +585,8 @@ def test_probs_equals_logits(weighted):
 # ------------------------------------------------------ 3. label issues vs cleanlab
 
 def cleanlab_issues(labels, pred_probs):
+    # skipped here, not for the whole module, so the exact-sum tests run without cleanlab
+    cleanlab_filter = pytest.importorskip("cleanlab.filter")
     mask = cleanlab_filter.find_label_issues(labels, pred_probs,
                                              filter_by="confident_learning", n_jobs=1)
     return np.flatnonzero(mask)
@@ -595,7 +599,7 @@ def check_ranking(issues, self_conf_oracle, rtol):
     assert np.array_equal(np.lexsort((index, conf)), np.arange(index.size))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("c,absent", [(5, False), (7, True)])
 def test_label_issues_multiclass_vs_cleanlab(dtype, c, absent):
     n = 3000
@@ -622,7 +626,7 @@ def test_label_issues_multiclass_vs_cleanlab(dtype, c, absent):
     assert dw["label_issues"] == fastce.profile(z, y).to_dict()["label_issues"]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("kind", ["logits", "probs"])
 def test_label_issues_binary_vs_cleanlab(dtype, kind):
     n = 3000
@@ -980,3 +984,73 @@ def test_out_of_core_profile_memory(tmp_path):
     assert 0 < result["n_issues"] < 0.05 * n
     # anonymous memory (not the mapped file's pages) stays well below the file size
     assert result["peak_anon_kb"] - result["baseline_kb"] < 0.5 * file_kb, result
+
+
+# =============================================================================
+# Exact sums (the superaccumulator of _profile.h) (formerly test_exact_sums.py)
+# The profile's exact sums (_profile.h's superaccumulator) against math.fsum.
+#
+# math.fsum returns the correctly rounded sum of its inputs, whatever their order.
+# The superaccumulator keeps the sum exactly and rounds it once, so it must give
+# the same float64, and the same integer state for every order and every split
+# into merged parts: that is what makes a profile bitwise reproducible.
+# =============================================================================
+
+_profile = kernels("_profile")
+
+
+def exact(values):
+    return _profile.exact_sum(np.asarray(values, dtype=np.float64))
+
+
+def value(state):
+    return float(_profile.exact_values(state[None])[0])
+
+
+finite_doubles = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(finite_doubles, max_size=60))
+def test_equals_fsum_for_any_finite_doubles(values):
+    try:
+        expected = math.fsum(values)
+    except OverflowError:  # the exact sum is finite, but fsum's intermediates overflow
+        return
+    assert value(exact(values)) == expected
+
+
+@pytest.mark.parametrize("case", ["cancellation", "magnitudes", "subnormal", "many"])
+def test_equals_fsum_on_hard_cases(case):
+    rng = np.random.default_rng(3)
+    if case == "cancellation":
+        x = rng.standard_normal(1000) * 1e16
+        values = np.concatenate([x, -x, [1.0, 2.0**-60]])
+    elif case == "magnitudes":
+        values = rng.standard_normal(2000) * 10.0 ** rng.integers(-300, 300, 2000)
+    elif case == "subnormal":
+        values = rng.standard_normal(500) * 1e-310
+    else:
+        values = rng.random(1_000_000)
+    rng.shuffle(values)
+    assert value(exact(values)) == math.fsum(values)
+
+
+def test_state_is_the_same_for_every_order_and_split():
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal(10_000) * 10.0 ** rng.integers(-20, 20, 10_000)
+    whole = exact(values)
+    assert np.array_equal(exact(values[::-1]), whole)
+    for cut in (1, 777, 5000, 9999):
+        merged = _profile.normalize(exact(values[:cut]) + exact(values[cut:]))
+        assert np.array_equal(merged, whole)
+
+
+def test_special_values():
+    assert math.isnan(value(exact([1.0, np.nan])))
+    assert value(exact([np.inf, 1.0])) == np.inf
+    assert value(exact([-np.inf, 1.0])) == -np.inf
+    assert math.isnan(value(exact([np.inf, -np.inf])))
+    assert value(exact([])) == 0.0
+    # The exact sum of huge terms can be finite where a running sum overflows.
+    assert value(exact([1.7e308, 1.7e308, -1.7e308])) == 1.7e308
