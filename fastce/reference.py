@@ -388,7 +388,7 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
     """Focal loss of torchvision.ops.sigmoid_focal_loss for logits z and targets y in [0, 1].
 
     p = σ(z), p_t = p·y + (1 - p)·(1 - y), m = 1 - p_t = y·σ(-z) + (1 - y)·σ(z)
-    ce = (1 - y)·softplus(z) + y·softplus(-z)              (BCE with logits, SPEC's form)
+    ce = (1 - y)·softplus(z) + y·softplus(-z)              (BCE with logits, the documented form)
     loss = α_t·m^γ·ce,  α_t = α·y + (1 - α)·(1 - y) when α >= 0, else 1
     grad = α_t·m^γ·(γ·(1 - 2y)·r·ce + σ(z) - y),  r = σ(z)·σ(-z) / m = dm/dz / ((1 - 2y)·m)
 

@@ -1307,7 +1307,7 @@ def test_finite_and_nan_free_for_every_logit(dtype, limit, gamma):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("gamma", GAMMAS)
 def test_finite_at_the_largest_finite_logits(dtype, gamma):
-    """SPEC: finite and NaN-free for *every* finite logit, the largest ones included."""
+    """Contract: finite and NaN-free for *every* finite logit, the largest ones included."""
     big = np.finfo(dtype).max
     logits = np.repeat(np.array([big, -big, big / 2, -big / 2], dtype=dtype)[:, None], 3, axis=1)
     target = np.broadcast_to(np.array([0.0, 1.0, 0.5]), logits.shape).copy()

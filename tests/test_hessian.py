@@ -111,7 +111,7 @@ def reduction_scale(name, first, target, reduction, kwargs):
 # ----------------------------------------------------------------------------- closed forms
 
 def weight_factor(name, first, target, reduction, kwargs):
-    """Everything in SPEC's diagonal Hessian except sigma(z) sigma(-z) or p_c (1 - p_c):
+    """Everything in the documented diagonal Hessian except sigma(z) sigma(-z) or p_c (1 - p_c):
     the sample's weight factor times the reduction's scale, broadcast to first's shape."""
     scale = reduction_scale(name, first, target, reduction, kwargs)
     shape = np.shape(first)
@@ -141,7 +141,7 @@ def curvature(name, first, kwargs):
 
 
 def closed_form(name, first, target, reduction, kwargs):
-    """SPEC's diagonal Hessian in float64; a zero factor gives exactly 0, even at a NaN logit."""
+    """The documented diagonal Hessian in float64; a zero factor gives exactly 0, even at a NaN logit."""
     factor = weight_factor(name, first, target, reduction, kwargs)
     with np.errstate(invalid="ignore"):
         return np.where(factor == 0, 0.0, factor * curvature(name, first, kwargs))

@@ -212,7 +212,7 @@ def test_bce_matches_torch(torch, rng, reduction):
         weight=torch.tensor(weight), reduction=reduction)
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-13, atol=1e-15)
     # Where the gradient's clamp max(p(1-p), 1e-12) is active, torch clamps at float32(1e-12),
-    # 4e-9 relative below the SPEC's 1e-12.
+    # 4e-9 relative below the 1e-12 accuracy bound.
     clamped = probs * (1 - probs) < 1e-12
     np.testing.assert_allclose(grad[~clamped], expected_grad[~clamped], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(grad[clamped], expected_grad[clamped], rtol=1e-8)
@@ -307,7 +307,7 @@ def test_binary_accuracy_against_mpmath():
 
 
 # --------------------------------------------------------------------------
-# Special values and edge cases fixed by the SPEC
+# Special values and edge cases fixed by the contract
 # --------------------------------------------------------------------------
 
 def test_mean_over_nothing_is_zero_with_zero_gradient():
@@ -381,7 +381,7 @@ def test_binary_special_values():
     loss = ref.binary_cross_entropy_with_logits(np.array([-inf]), np.array([1.0]),
                                                 pos_weight=np.array([0.0]), reduction="sum")
     assert loss == 0.0
-    # torch's cancelling form loses y=0, z << 0 entirely; the SPEC form keeps it
+    # torch's cancelling form loses y=0, z << 0 entirely; the documented form keeps it
     tiny = ref.binary_cross_entropy_with_logits(np.array([-50.0]), np.array([0.0]),
                                                 reduction="sum")
     np.testing.assert_allclose(tiny, np.log1p(np.exp(-50.0)), rtol=1e-15)

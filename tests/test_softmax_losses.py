@@ -289,7 +289,7 @@ def test_cross_entropy_gradient_finite_differences_unbatched():
 
 
 def test_cross_entropy_gradient_formula_with_smoothing_and_weights():
-    """SPEC: g_c = s_n·[(1−ε)·w_y·(p_c − [c=y]) + (ε/C)·(W·p_c − w_c)]."""
+    """Contract: g_c = s_n·[(1−ε)·w_y·(p_c − [c=y]) + (ε/C)·(W·p_c − w_c)]."""
     logits, target, kwargs = make_case("smoothing_weight_ignore", seed=9)
     weight, eps = kwargs["weight"], kwargs["label_smoothing"]
     n_classes = logits.shape[1]
@@ -695,7 +695,7 @@ def _mp_logsumexp(row):
 
 
 def _accuracy_failures(got, exact, dtype, scale=None):
-    """Entries outside SPEC's accuracy bounds.
+    """Entries outside the accuracy bounds (README, Accuracy).
 
     float64: relative error <= 1e-13 (results below the smallest normal number cannot be
     relative-accurate, so an absolute error of that size is accepted there).
@@ -1276,7 +1276,7 @@ def test_float32_close_to_float64(problem):
                                           return_grad=True, **kwargs)
     assert loss32.dtype == np.float32 and grad32.dtype == np.float32
     if target.dtype.kind != "f" and not kwargs:
-        # SPEC's float32 accuracy: relative 2e-6, or absolute 2e-7 below 0.1.
+        # The float32 accuracy bound: relative 2e-6, or absolute 2e-7 below 0.1.
         error = np.abs(loss32.astype(np.float64) - loss64)
         ok = (error <= 2e-6 * np.abs(loss64)) | ((np.abs(loss64) < 0.1) & (error <= 2e-7))
         assert np.all(ok), (loss32[~ok], loss64[~ok])
