@@ -84,6 +84,11 @@ cdef double _binary_block(const floating* x__e, const BinaryTask* task, Py_ssize
     cdef floating* grad__e = <floating*>task.grad
     cdef floating* hess__e = <floating*>task.hess
     cdef Py_ssize_t n_cols = task.n_cols
+    # The task's scalars as locals: read through the pointer, they could alias
+    # the stores of the chunk loop and be reloaded for every chunk.
+    cdef bint weight_per_column = task.weight_per_column
+    cdef bint pos_weight_per_column = task.pos_weight_per_column
+    cdef double grad_scale = task.grad_scale, alpha = task.alpha, gamma = task.gamma
     cdef floating ones[FASTCE_BINARY_CHUNK]
     cdef floating weight_chunk[FASTCE_BINARY_CHUNK]
     cdef floating pos_weight_chunk[FASTCE_BINARY_CHUNK]
@@ -102,7 +107,7 @@ cdef double _binary_block(const floating* x__e, const BinaryTask* task, Py_ssize
     cdef floating* grad
     cdef Py_ssize_t i, chunk_start, n
     cdef double block_loss = 0.0, n_bad
-    cdef bint pw_per_element = pos_weight != NULL and not task.pos_weight_per_column, pw_bad
+    cdef bint pw_per_element = pos_weight != NULL and not pos_weight_per_column, pw_bad
     for i in range(FASTCE_BINARY_CHUNK):
         ones[i] = 1
     chunk_start = start
@@ -121,13 +126,13 @@ cdef double _binary_block(const floating* x__e, const BinaryTask* task, Py_ssize
             x = x_chunk
         y = target__e + chunk_start
         w = ones
-        if weight != NULL and task.weight_per_column:
+        if weight != NULL and weight_per_column:
             _cycle_columns(weight_chunk, weight, chunk_start % n_cols, n_cols, n)
             w = weight_chunk
         elif weight != NULL:
             w = weight + chunk_start
         pw = ones
-        if pos_weight != NULL and task.pos_weight_per_column:
+        if pos_weight != NULL and pos_weight_per_column:
             _cycle_columns(pos_weight_chunk, pos_weight, chunk_start % n_cols, n_cols, n)
             pw = pos_weight_chunk
         elif pos_weight != NULL:
@@ -152,7 +157,7 @@ cdef double _binary_block(const floating* x__e, const BinaryTask* task, Py_ssize
                 if not fastce_is_valid_weight(pw[i]) and w[i] != 0:
                     pw_bad = True
         block_loss += binary_chunk(kind, x, y, w, pw, loss, grad, hess,
-                                   task.grad_scale, task.alpha, task.gamma, n, &n_bad)
+                                   grad_scale, alpha, gamma, n, &n_bad)
         if (n_bad != 0.0 or pw_bad) and result.bad < 0:
             for i in range(n):
                 if (not fastce_binary_valid(kind, x[i], y[i], w[i])
