@@ -14,7 +14,7 @@ import pytest
 
 import fastce
 from fastce import linear
-from fastce import reference_linear
+from fastce.reference import linear as reference_linear
 
 from conftest import SCALE, scaled_rows
 

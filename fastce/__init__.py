@@ -14,15 +14,15 @@ from fastce._version import __version__
 
 def _unbuilt_source_tree():
     """True when this package is a source folder whose extensions were never built."""
-    here = _os.path.dirname(_os.path.abspath(__file__))
-    if not _os.path.exists(_os.path.join(here, "_config.pyx")):
+    kernels = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "_kernels")
+    if not _os.path.exists(_os.path.join(kernels, "_config.pyx")):
         return False
-    return not any(_os.path.exists(_os.path.join(here, "_config" + suffix))
+    return not any(_os.path.exists(_os.path.join(kernels, "_config" + suffix))
                    for suffix in _machinery.EXTENSION_SUFFIXES)
 
 
 try:
-    from fastce import _config
+    from fastce._kernels import _config
 except ImportError as _error:
     if _unbuilt_source_tree():
         raise ImportError(
@@ -33,7 +33,7 @@ except ImportError as _error:
         ) from _error
     raise
 
-from fastce import _dispatch  # noqa: E402
+from fastce._kernels import dispatch as _dispatch  # noqa: E402
 from fastce.binary_losses import (  # noqa: E402
     binary_cross_entropy,
     binary_cross_entropy_with_logits,

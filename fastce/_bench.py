@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 import fastce
-from fastce import _config, reference
+from fastce import reference
+from fastce._kernels import _config
 
 # the benchmark shapes: name -> (kind, shape, dtype)
 SHAPES = {

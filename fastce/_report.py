@@ -731,6 +731,35 @@ def render_html(report, figures):
                     f"<div>{figure_html(RELIABILITY_PNG)}</div>"
                     f"<div>{_html_table(bin_header, bin_rows)}</div></div>")
 
+    sections.extend(_html_per_class(report, figure_html))
+
+    sections.extend(_html_confusion(report, figure_html))
+
+    names = _class_names(report, int(report.get("n_classes") or 0))
+    every_hardest = len((report.get("hardest") or {}).get("index") or [])
+    header, rows, total = _hardest_rows(report, every_hardest, names)
+    if total:
+        sections.append(f"<h2>Hardest samples ({total} largest losses)</h2>\n"
+                        + _html_table(header, rows, text_columns=_hardest_text_columns(header)))
+
+    sections.append(_html_label_issues(report))
+
+    if figures:  # figures this page has no fixed place for
+        sections.append("<h2>Other figures</h2>\n"
+                        + "\n".join(_html_figure(name, png) for name, png in figures.items()))
+    if not has_figures:
+        sections.append(f'<p class="note">No figures: they need matplotlib '
+                        f'({html.escape(PROFILE_EXTRA_HINT)}).</p>')
+
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style>\n</head>\n"
+            "<body>\n" + "\n".join(sections) + "\n</body>\n</html>\n")
+
+
+def _html_per_class(report, figure_html):
+    """The per-class (or per-label) section: a figure and the table, at most
+    MAX_HTML_CLASSES rows (the worst by mean loss when there are more)."""
+    sections = []
     kind, stats = _per_class_section(report)
     if stats is not None:
         count = _stat_count(stats)
@@ -752,7 +781,12 @@ def render_html(report, figures):
                         + _html_table([kind, "name"] + [header for header, _ in columns],
                                       rows, text_columns=(0, 1))
                         + "</div>")
+    return sections
 
+
+def _html_confusion(report, figure_html):
+    """The confusion matrix: its figure, and a table when it is small."""
+    sections = []
     confusion = report.get("confusion")
     confusion_figure = figure_html(CONFUSION_PNG)
     if confusion is not None and (confusion_figure or len(confusion) <= MAX_HTML_CONFUSION_TABLE):
@@ -763,35 +797,20 @@ def render_html(report, figures):
                     for row, cells in enumerate(confusion)]
             section += _html_table(["true \\ predicted"] + names, rows)
         sections.append(section)
+    return sections
 
-    names = _class_names(report, int(report.get("n_classes") or 0))
-    every_hardest = len((report.get("hardest") or {}).get("index") or [])
-    header, rows, total = _hardest_rows(report, every_hardest, names)
-    if total:
-        sections.append(f"<h2>Hardest samples ({total} largest losses)</h2>\n"
-                        + _html_table(header, rows, text_columns=_hardest_text_columns(header)))
 
+def _html_label_issues(report):
+    """The label-issue section (or a note that it was not computed)."""
     issue_rows, issue_count = _label_issue_rows(report, MAX_HTML_LABEL_ISSUES)
     if issue_rows is None:
-        sections.append('<h2>Label issues</h2>\n<p class="note">Not computed.</p>')
-    else:
-        note = f"{issue_count} suspected label issues"
-        if issue_count > len(issue_rows):
-            note += f" (first {len(issue_rows)} shown)"
-        table = _html_table(["sample", "self-confidence"], issue_rows, text_columns=()) \
-            if issue_rows else ""
-        sections.append(f'<h2>Label issues</h2>\n<p>{html.escape(note)}.</p>\n{table}')
-
-    if figures:  # figures this page has no fixed place for
-        sections.append("<h2>Other figures</h2>\n"
-                        + "\n".join(_html_figure(name, png) for name, png in figures.items()))
-    if not has_figures:
-        sections.append(f'<p class="note">No figures: they need matplotlib '
-                        f'({html.escape(PROFILE_EXTRA_HINT)}).</p>')
-
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style>\n</head>\n"
-            "<body>\n" + "\n".join(sections) + "\n</body>\n</html>\n")
+        return '<h2>Label issues</h2>\n<p class="note">Not computed.</p>'
+    note = f"{issue_count} suspected label issues"
+    if issue_count > len(issue_rows):
+        note += f" (first {len(issue_rows)} shown)"
+    table = _html_table(["sample", "self-confidence"], issue_rows, text_columns=()) \
+        if issue_rows else ""
+    return f'<h2>Label issues</h2>\n<p>{html.escape(note)}.</p>\n{table}'
 
 
 # --------------------------------------------------------------------------

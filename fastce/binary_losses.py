@@ -5,10 +5,10 @@ arguments once and hands flat arrays to the single loop in ``_binary.pyx``.
 """
 import numpy as np
 
-from fastce._dispatch import kernels
+from fastce._kernels.dispatch import kernels
 
 _binary = kernels("_binary")
-from fastce._validation import (
+from fastce._api.validation import (
     as_data, as_values, check_real, check_reduction, check_same_shape, check_small_weight,
     describe_position, finish_reduction, mask_array, output_array, resolve_threads,
 )

@@ -32,7 +32,7 @@ import dask.array as da
 from fastce import binary_losses as _binary_losses
 from fastce import profiling as _profiling
 from fastce import softmax_losses as _softmax_losses
-from fastce._validation import (
+from fastce._api.validation import (
     check_fraction, check_int, check_reduction, check_small_weight, compute_dtype,
     finish_reduction, normalize_axis, resolve_threads,
 )

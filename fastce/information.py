@@ -9,9 +9,10 @@ import math
 
 import numpy as np
 
-from fastce import _information
-from fastce._dispatch import kernels
-from fastce._validation import (
+from fastce._kernels import _information
+from fastce._kernels.dispatch import kernels
+from fastce._api.layout import rows_view
+from fastce._api.validation import (
     as_data, as_values, check_real, check_reduction, check_same_shape, describe_position,
     finish_reduction, normalize_axis, output_array, resolve_threads, sample_weight_array,
 )
@@ -20,13 +21,6 @@ _softmax = kernels("_softmax")
 
 __all__ = ["entropy", "kl_divergence", "kl_divergence_with_logits", "js_divergence",
            "categorical_cross_entropy", "kl_div"]
-
-
-def _rows(array, axis):
-    """``array`` with ``axis`` last, C-contiguous (a copy only when needed)."""
-    if axis == array.ndim - 1:
-        return array
-    return np.ascontiguousarray(np.moveaxis(array, axis, -1))
 
 
 def _log_base_scale(base):
@@ -60,7 +54,7 @@ def _measure(kind, arrays, names, axis, base, reduction, n_threads):
         check_same_shape(array, first.shape, name, names[0])
     class_axis = normalize_axis(axis, first.ndim)
     threads = resolve_threads(n_threads)
-    rows = [_rows(array, class_axis) for array in converted]
+    rows = [rows_view(array, class_axis) for array in converted]
     moved_shape = rows[0].shape
     n_classes = moved_shape[-1]
     values = np.zeros(moved_shape[:-1], dtype=first.dtype) if reduction == "none" else None
@@ -144,7 +138,7 @@ def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_gr
     threads = resolve_threads(n_threads)
     if not isinstance(log_target, (bool, np.bool_)):
         raise TypeError(f"log_target must be a bool, got {log_target!r}")
-    rows, target_rows = _rows(x, class_axis), _rows(target, class_axis)
+    rows, target_rows = rows_view(x, class_axis), rows_view(target, class_axis)
     moved_shape = rows.shape
     n_classes = moved_shape[-1]
     n_rows = math.prod(moved_shape[:-1])

@@ -10,8 +10,9 @@ import math
 
 import numpy as np
 
-from fastce._dispatch import kernels
-from fastce._validation import (
+from fastce._kernels.dispatch import kernels
+from fastce._api.layout import int64_labels
+from fastce._api.validation import (
     as_array, as_values, check_fraction, check_int, check_real, check_reduction, compute_dtype,
     describe_position,
     finish_reduction, resolve_threads,
@@ -228,11 +229,7 @@ def _labels(y, n_samples, name="y"):
         raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
     if labels.shape != (n_samples,):
         raise ValueError(f"{name} must have shape ({n_samples},), got {labels.shape}")
-    if labels.dtype == np.uint64 and labels.size and labels.max() > np.iinfo(np.int64).max:
-        bad = int(np.argmax(labels > np.iinfo(np.int64).max))
-        raise ValueError(f"{name} holds class index {labels[bad]} at position ({bad},), "
-                         "too large")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return int64_labels(labels, name, None)
 
 
 def softmax_regression_loss(X, y, coef, intercept=None, *, sample_weight=None, l2=0.0,
@@ -318,6 +315,25 @@ def softmax_regression_loss(X, y, coef, intercept=None, *, sample_weight=None, l
     return loss, grad_coef, grad_intercept
 
 
+def _fused_linear_operands(hidden, weight, bias):
+    """hidden (N, H), weight (V, H) and bias (V,) in one compute dtype, checked."""
+    H_arr = as_array(hidden, "hidden")
+    if H_arr.ndim != 2:
+        raise ValueError(f"hidden must be 2-D (N, H), got shape {H_arr.shape}")
+    dtype = compute_dtype(H_arr.dtype)
+    H_arr = as_values(H_arr, "hidden", dtype)
+    W = as_values(weight, "weight", dtype)
+    n_hidden = H_arr.shape[1]
+    if W.ndim != 2 or W.shape[1] != n_hidden:
+        raise ValueError(f"weight must have shape (V, {n_hidden}), got {W.shape}")
+    b = None
+    if bias is not None:
+        b = as_values(bias, "bias", dtype)
+        if b.shape != (W.shape[0],):
+            raise ValueError(f"bias must have shape ({W.shape[0]},), got {b.shape}")
+    return H_arr, W, b, dtype
+
+
 def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_index=-100,
                                label_smoothing=0.0, reduction="mean", chunk_size=None,
                                return_grad=False, n_threads=None):
@@ -342,21 +358,8 @@ def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_inde
     """
     reduction = check_reduction(reduction)
     smoothing = check_fraction(label_smoothing, "label_smoothing")
-    H_arr = as_array(hidden, "hidden")
-    if H_arr.ndim != 2:
-        raise ValueError(f"hidden must be 2-D (N, H), got shape {H_arr.shape}")
-    dtype = compute_dtype(H_arr.dtype)
-    H_arr = as_values(H_arr, "hidden", dtype)
-    W = as_values(weight, "weight", dtype)
-    n_rows, n_hidden = H_arr.shape
-    if W.ndim != 2 or W.shape[1] != n_hidden:
-        raise ValueError(f"weight must have shape (V, {n_hidden}), got {W.shape}")
-    n_classes = W.shape[0]
-    b = None
-    if bias is not None:
-        b = as_values(bias, "bias", dtype)
-        if b.shape != (n_classes,):
-            raise ValueError(f"bias must have shape ({n_classes},), got {b.shape}")
+    H_arr, W, b, dtype = _fused_linear_operands(hidden, weight, bias)
+    n_rows, n_classes = H_arr.shape[0], W.shape[0]
     labels = _labels(target, n_rows, "target")
     ignore = check_int(ignore_index, "ignore_index")
     threads = resolve_threads(n_threads)

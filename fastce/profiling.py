@@ -18,8 +18,8 @@ import sys
 
 import numpy as np
 
-from fastce._dispatch import kernels
-from fastce._validation import check_int, compute_dtype, resolve_threads
+from fastce._kernels.dispatch import kernels
+from fastce._api.validation import check_int, compute_dtype, resolve_threads
 
 _profile = kernels("_profile")
 

@@ -1,12 +1,3 @@
-# Type stubs for fastce.reference_linear (PEP 561). Same signatures as fastce.linear's.
-from fastce.linear import (
-    logistic_regression_loss as logistic_regression_loss,
-    softmax_regression_loss as softmax_regression_loss,
-    fused_linear_cross_entropy as fused_linear_cross_entropy,
-)
-
-__all__ = [
-    "logistic_regression_loss",
-    "softmax_regression_loss",
-    "fused_linear_cross_entropy",
-]
+# The earlier import path of fastce.reference.linear, re-exported.
+from fastce.reference.linear import *  # noqa: F401,F403
+from fastce.reference.linear import __all__ as __all__

@@ -11,10 +11,11 @@ import math
 
 import numpy as np
 
-from fastce._dispatch import kernels
+from fastce._kernels.dispatch import kernels
 
 _softmax = kernels("_softmax")
-from fastce._validation import (
+from fastce._api.layout import int64_labels, rows_view
+from fastce._api.validation import (
     as_array, as_data, as_values, check_fraction, check_int, check_reduction, check_same_shape,
     check_small_weight, describe_position, finish_reduction, mask_array, normalize_axis,
     output_array, resolve_threads, sample_weight_array,
@@ -26,29 +27,16 @@ _INT64_MAX = np.iinfo(np.int64).max
 
 
 def _rows_view(x, axis):
-    """``x`` with ``axis`` moved last, C-contiguous, and its shape. When the
-    class axis is already last (x is C-contiguous here) that is x itself; other
-    axes cost one copy."""
-    if axis == x.ndim - 1:
-        return x, x.shape
-    moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
-    return moved, moved.shape
+    """``x`` (C-contiguous here) with ``axis`` moved last, and its shape."""
+    rows = rows_view(x, axis)
+    return rows, rows.shape
 
 
 def _class_labels(target, logits_shape, axis, n_classes, ignore_index):
     """Integer class indices as a flat C-contiguous int64 array."""
     expected = logits_shape[:axis] + logits_shape[axis + 1:]
     check_same_shape(target, expected, "target", "logits without its class axis")
-    if target.dtype == np.uint64 and target.size and target.max() > _INT64_MAX:
-        # int64 conversion would wrap these to negative indices.
-        bad = int(np.argmax(target > _INT64_MAX))
-        raise ValueError(
-            f"target holds class index {target.flat[bad]} at position "
-            f"{describe_position(bad, target.shape)}, outside [0, {n_classes})"
-        )
-    if target.dtype == np.int64 and target.flags.c_contiguous:
-        return target
-    return np.asarray(target, dtype=np.int64, order="C")
+    return int64_labels(target, "target", n_classes)
 
 
 def _grad_in_caller_layout(grad_rows, axis, grad_out):

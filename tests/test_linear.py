@@ -2,7 +2,7 @@
 softmax_regression_loss and fused_linear_cross_entropy.
 
 Oracles:
-- fastce.reference_linear, the NumPy reference (float64 inside);
+- fastce.reference.linear, the NumPy reference (float64 inside);
 - PyTorch autograd in float64 where torch is installed (those tests only);
 - central finite differences of the float64 objective;
 - scikit-learn's LogisticRegression (binary and multinomial), refitted here with
@@ -25,7 +25,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import fastce
 from fastce import linear
-from fastce import reference_linear as reference
+from fastce.reference import linear as reference
 
 from conftest import FLOAT_DTYPES, REDUCTIONS, numerical_gradient, word
 

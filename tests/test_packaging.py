@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 import fastce
-from fastce import _config
+from fastce._kernels import _config
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(fastce.__file__))
 PACKAGE_PARENT = os.path.dirname(PACKAGE_DIR)
@@ -38,7 +38,10 @@ def test_submodules_are_lazy_attributes(tmp_path):
         assert "fastce.linear" not in sys.modules
         assert callable(fastce.reference.cross_entropy)
         assert callable(fastce.linear.logistic_regression_loss)
-        assert callable(fastce.reference_linear.logistic_regression_loss)
+        assert callable(fastce.reference.linear.logistic_regression_loss)
+        # the earlier import path of the linear models' reference still works
+        assert fastce.reference_linear.logistic_regression_loss is \
+            fastce.reference.linear.logistic_regression_loss
         assert "reference" in dir(fastce) and "linear" in dir(fastce)
         assert not hasattr(fastce, "no_such_submodule")
         assert not hasattr(fastce, "_no_such_private_name")
@@ -72,7 +75,8 @@ def test_unbuilt_source_tree_says_so(tmp_path):
     tree.mkdir(parents=True)
     for name in ("__init__.py", "_version.py"):
         shutil.copy(os.path.join(PACKAGE_DIR, name), tree / name)
-    (tree / "_config.pyx").write_text("# the uncompiled source\n")
+    (tree / "_kernels").mkdir()
+    (tree / "_kernels" / "_config.pyx").write_text("# the uncompiled source\n")
     result = subprocess.run(
         [sys.executable, "-c", "import fastce"], cwd=tmp_path / "src",
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},

@@ -25,7 +25,7 @@ from sklearn.metrics import (accuracy_score, confusion_matrix, hamming_loss, log
 
 import fastce
 from fastce import ProfileAccumulator
-from fastce._dispatch import kernels
+from fastce._kernels.dispatch import kernels
 
 from conftest import FLOAT_DTYPES
 

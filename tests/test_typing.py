@@ -94,7 +94,8 @@ def test_package_is_marked_typed():
     here = os.path.dirname(os.path.abspath(fastce.__file__))
     assert os.path.exists(os.path.join(here, "py.typed"))
     for module in ("__init__", "binary_losses", "softmax_losses", "information", "linear",
-                   "reference", "reference_linear", "_config"):
+                   "reference/__init__", "reference/linear", "reference_linear",
+                   "_kernels/_config"):
         assert os.path.exists(os.path.join(here, module + ".pyi")), module
 
 
@@ -115,7 +116,7 @@ def test_mypy_rejects_wrong_calls(tmp_path):
 
 def test_stubs_match_runtime_signatures(tmp_path):
     allowlist = tmp_path / "allowlist.txt"
-    allowlist.write_text("fastce._config.__test__\n")  # Cython's doctest dict
+    allowlist.write_text("fastce._kernels._config.__test__\n")  # Cython's doctest dict
     config = tmp_path / "mypy.ini"
     # fastce's private modules import optional, untyped packages (sklearn, matplotlib).
     config.write_text("[mypy]\nignore_missing_imports = True\n")

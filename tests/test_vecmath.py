@@ -1,11 +1,11 @@
-"""fastce's own elementary functions (fastce/_vecmath.h), under every SIMD build.
+"""fastce's own elementary functions (fastce/_kernels/_math_scalar.h), under every SIMD build.
 
 The kernels do not call libm's exp/log1p: they use fastce_exp / fastce_expf
 (range reduction plus a polynomial) and fastce_log1p_unit / fastce_log1pf_unit
 (an atanh series on [0, 1]), which GCC vectorises. The performance notes ("exp is the
 bottleneck") and the accuracy contract make them part of the accuracy contract,
 so they are checked here directly, through the test hook
-``fastce._binary_<variant>.elementary(name, x, out)``, over the whole input
+``fastce._kernels._binary_<variant>.elementary(name, x, out)``, over the whole input
 range: subnormal results, underflow to 0, overflow to inf, +-inf and NaN.
 
 Every test runs once per SIMD build (baseline, avx2, avx512) that the CPU
@@ -48,7 +48,7 @@ import pytest
 from mpmath import mp
 
 import fastce
-from fastce import _dispatch
+from fastce._kernels import dispatch as _dispatch
 
 from conftest import FLOAT_DTYPES
 
@@ -81,7 +81,7 @@ HAVE_EXTENDED = np.finfo(np.longdouble).nmant >= 63
 # ----------------------------------------------------------------------------- variants
 
 # The builds, baseline first (the reference the others are compared to); which of them
-# can run here is fastce._dispatch's own decision, not a copy of it.
+# can run here is fastce._kernels.dispatch's own decision, not a copy of it.
 VARIANTS = tuple(reversed(_dispatch.VARIANTS))
 
 
@@ -105,7 +105,7 @@ def variant(request):
 
 
 def _elementary(variant, name, x):
-    module = importlib.import_module(f"fastce._binary_{variant}")
+    module = importlib.import_module(f"fastce._kernels._binary_{variant}")
     x = np.ascontiguousarray(x)
     out = np.full_like(x, 12345.0)  # poison: every element must be written
     result = module.elementary(name, x, out)
@@ -459,7 +459,7 @@ def test_log1p_unit_special_values(variant, dtype, length):
 
 
 def test_elementary_hook_rejects_unknown_name():
-    module = importlib.import_module(f"fastce._binary_{RUNNABLE[0]}") if RUNNABLE else None
+    module = importlib.import_module(f"fastce._kernels._binary_{RUNNABLE[0]}") if RUNNABLE else None
     if module is None:
         pytest.skip("no runnable SIMD build")
     x = np.zeros(4)
@@ -548,7 +548,7 @@ def forced_results(tmp_path_factory):
 def test_forced_simd_is_reported(forced_results, variant, monkeypatch):
     reported, _ = forced_results[variant]
     assert reported == variant
-    # the same choice in this process, from fastce._dispatch itself
+    # the same choice in this process, from fastce._kernels.dispatch itself
     monkeypatch.setenv("FASTCE_SIMD", variant)
     assert _dispatch.select_variant() == variant
     # unforced, the best runnable build (VARIANTS is in order of preference)

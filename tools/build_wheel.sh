@@ -62,7 +62,7 @@ if ! echo "$listing" | grep -q 'fastce\.libs/libgomp'; then
 fi
 mkdir "$work/unpacked"
 python3 -m zipfile -e "$wheel" "$work/unpacked"
-for so in "$work"/unpacked/fastce/*.so; do
+for so in "$work"/unpacked/fastce/_kernels/*.so; do
     if readelf -S "$so" | grep -q '\.debug_'; then
         log "$(basename "$so") has debug sections"; exit 1
     fi

@@ -1029,3 +1029,12 @@ def kl_div(input, target, *, reduction="mean", log_target=False, return_grad=Fal
     else:
         count = x.size
     return _reduce(pointwise, grad, reduction, count, dtype, grad_out)
+
+
+def __getattr__(name):
+    """``fastce.reference.linear`` (the linear models' reference), imported on
+    first access like fastce's other submodules."""
+    if name == "linear":
+        import importlib
+        return importlib.import_module("fastce.reference.linear")
+    raise AttributeError(f"module 'fastce.reference' has no attribute {name!r}")

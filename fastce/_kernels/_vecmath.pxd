@@ -197,7 +197,7 @@ cdef inline double row_exp_sum(const floating* z__c, floating* exp__c, Py_ssize_
         return fastce_row_exp_sum_f64(z__c, exp__c, n_classes, best, n_at_max)
 
 
-# Column kernels (class axis not last): see _vecmath.h.
+# Column kernels (class axis not last): see _math_cols_impl.h.
 cdef inline void cols_max(const floating* z, Py_ssize_t class_stride, Py_ssize_t n_classes,
                           Py_ssize_t width, double* col_max) noexcept nogil:
     if floating is float:

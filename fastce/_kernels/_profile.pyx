@@ -15,7 +15,7 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from fastce._arrays cimport array_data, float_typenum
+from fastce._kernels._arrays cimport array_data, float_typenum
 
 cnp.import_array()
 

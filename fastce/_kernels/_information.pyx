@@ -1,5 +1,5 @@
 """Array loops of the information measures (entropy, KL, JS, cross-entropy
-of probabilities). The per-term formulas live in _vecmath.h
+of probabilities). The per-term formulas live in _math_information.h
 (``fastce_information_term``); each row's terms are summed in float64 and
 the values checked (in [0, 1], not NaN) in the same pass.
 """
@@ -7,11 +7,11 @@ from cython cimport floating
 cimport numpy as cnp
 from libc.math cimport exp, log, INFINITY
 
-from fastce._arrays cimport array_data, float_typenum
-from fastce._blocks cimport (
+from fastce._kernels._arrays cimport array_data, float_typenum
+from fastce._kernels._blocks cimport (
     BLOCK_ELEMENTS, BlockResult, BlockTotals, rows_per_block, run_blocks,
 )
-from fastce._vecmath cimport (
+from fastce._kernels._vecmath cimport (
     FASTCE_CATEGORICAL_CE, FASTCE_ENTROPY, FASTCE_JS, FASTCE_KL, fastce_information_term,
 )
 

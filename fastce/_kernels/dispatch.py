@@ -10,7 +10,7 @@ default elsewhere), ``avx2`` (AVX2 + FMA) and ``avx512`` (AVX-512 F/DQ/BW/VL,
 import importlib
 import os
 
-from fastce import _config
+from fastce._kernels import _config
 
 VARIANTS = ("avx512", "avx2", "baseline")
 FAMILIES = ("_binary", "_softmax", "_linear", "_profile")
@@ -19,7 +19,7 @@ FAMILIES = ("_binary", "_softmax", "_linear", "_profile")
 def _built(variant):
     try:
         for family in FAMILIES:
-            importlib.import_module(f"fastce.{family}_{variant}")
+            importlib.import_module(f"fastce._kernels.{family}_{variant}")
     except ImportError:
         return False
     return True
@@ -57,4 +57,4 @@ VARIANT = select_variant()
 
 def kernels(family):
     """The kernel module of ``family`` (one of FAMILIES) for VARIANT."""
-    return importlib.import_module(f"fastce.{family}_{VARIANT}")
+    return importlib.import_module(f"fastce._kernels.{family}_{VARIANT}")

@@ -22,12 +22,12 @@ from libc.math cimport exp, fabs, log, log1p, INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 
-from fastce._arrays cimport array_data, float_typenum
-from fastce._blocks cimport (
+from fastce._kernels._arrays cimport array_data, float_typenum
+from fastce._kernels._blocks cimport (
     BLOCK_ELEMENTS, LABEL_BLOCK_ROWS, LONG_ROW_CLASSES, LONG_ROW_MAX_ROWS,
     BlockResult, BlockTotals, n_blocks_for, rows_per_block, run_blocks, threads_for,
 )
-from fastce._vecmath cimport (
+from fastce._kernels._vecmath cimport (
     SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest, row_hessian,
     row_log_softmax, row_max, row_scale, row_exp_sum, rows_exp_rest,
     FASTCE_COLS_TILE, cols_exp_rest, cols_hessian, cols_log_softmax, cols_max, cols_scale,

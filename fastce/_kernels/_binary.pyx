@@ -1,6 +1,6 @@
 """Array loops of the binary family (elementwise losses), one for all kinds.
 
-The formulas live in _vecmath.h (``fastce_binary_point``) and its vectorised
+The formulas live in _math_binary_impl.h (``fastce_binary_point``) and its vectorised
 chunk loop; this module walks the arrays: blocks of ``BLOCK_ELEMENTS`` flat
 elements run in ``prange``, each block in chunks of ``FASTCE_BINARY_CHUNK``
 with a float64 partial sum and the value check folded into the same pass.
@@ -9,10 +9,10 @@ from cython cimport floating
 cimport numpy as cnp
 from libc.string cimport memcpy
 
-from fastce._arrays cimport array_data, float_typenum
+from fastce._kernels._arrays cimport array_data, float_typenum
 
-from fastce._blocks cimport BLOCK_ELEMENTS, BlockResult, BlockTotals, run_blocks
-from fastce._vecmath cimport (
+from fastce._kernels._blocks cimport BLOCK_ELEMENTS, BlockResult, BlockTotals, run_blocks
+from fastce._kernels._vecmath cimport (
     FASTCE_BCE_LOGITS, FASTCE_BCE_PROBS, FASTCE_FOCAL, FASTCE_LOGISTIC, FASTCE_SIGMOID,
     FASTCE_LOG_SIGMOID, FASTCE_BINARY_CHUNK, binary_chunk, fastce_binary_valid,
     fastce_is_valid_weight,

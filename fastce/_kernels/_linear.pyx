@@ -7,7 +7,7 @@ row's chunk right away, so X is read once (NumPy's version reads it twice,
 X w and then X^T r). Rows are split into a number of chunks that depends on
 the shape only; each chunk keeps float64 partial sums and its own gradient,
 combined in chunk order: the result is bitwise the same for every thread
-count. The per-element loss is the binary family's (_vecmath.h).
+count. The per-element loss is the binary family's (_math_binary_impl.h).
 """
 import numpy as np
 
@@ -17,8 +17,8 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 
-from fastce._arrays cimport array_data, float_typenum
-from fastce._vecmath cimport (
+from fastce._kernels._arrays cimport array_data, float_typenum
+from fastce._kernels._vecmath cimport (
     axpy, dot, dot_mixed, fastce_is_valid_weight, fastce_logistic_terms,
 )
 

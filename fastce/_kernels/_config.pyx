@@ -1,5 +1,5 @@
 """Build-time facts about the compiled kernels (OpenMP, thread defaults)."""
-from fastce._blocks cimport (
+from fastce._kernels._blocks cimport (
     FASTCE_HAVE_OPENMP, FASTCE_OPENMP_VERSION, PARALLEL_MIN_ELEMENTS,
     BLOCK_ELEMENTS, omp_get_max_threads,
 )

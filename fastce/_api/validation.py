@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from fastce import _config
+from fastce._kernels import _config
 
 REDUCTIONS = ("mean", "sum", "none")
 _COMPUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -1,4 +1,4 @@
-# Type stub for the compiled module fastce._config (build-time facts).
+# Type stub for the compiled module fastce._kernels._config (build-time facts).
 HAVE_OPENMP: bool
 OPENMP_VERSION: int
 PARALLEL_THRESHOLD: int
