@@ -5,19 +5,19 @@ Each row's margin z = x.w + b, loss and residual r = sigmoid(z) - y are
 formed while the row is in cache, and sw r x is added to the gradient of the
 row's chunk right away, so X is read once (NumPy's version reads it twice,
 X w and then X^T r). Rows are split into a number of chunks that depends on
-the shape only; each chunk keeps float64 partial sums and its own gradient,
-combined in chunk order: the result is bitwise the same for every thread
-count. The per-element loss is the binary family's (_math_binary_impl.h).
+the shape only (run by _blocks.pxd's run_blocks); each chunk keeps float64
+partial sums and its own gradient, combined in chunk order: the result is
+bitwise the same for every thread count. The per-element loss is the binary family's (_math_binary_impl.h).
 """
 import numpy as np
 
 from cython cimport floating
-from cython.parallel cimport prange
 cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 
 from fastce._kernels._arrays cimport array_data, float_typenum
+from fastce._kernels._blocks cimport BlockResult, BlockTotals, run_blocks
 from fastce._kernels._vecmath cimport (
     axpy, dot, dot_mixed, fastce_is_valid_weight, fastce_logistic_terms,
 )
@@ -107,51 +107,45 @@ cdef void _logistic_chunk(
         block_start += block_rows
 
 
-cdef object _run_logistic(
-    const floating* X, bint f_order, const floating* data, const int64_t* indices,
-    const int64_t* indptr, Py_ssize_t n_samples, Py_ssize_t n_features, const floating* y,
-    const floating* sample_weight, const floating* coef, double intercept, bint with_grad,
-    int n_threads,
-):
-    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>MAX_CHUNKS, n_samples // MIN_CHUNK_ROWS))
-    cdef Py_ssize_t chunk_rows = (n_samples + n_chunks - 1) // n_chunks
-    cdef Py_ssize_t chunk, j, start, stop, bad = -1
-    cdef int threads = n_threads if n_samples * max(n_features, 1) >= 32768 else 1
-    cdef double* sums = <double*>calloc(4 * n_chunks, sizeof(double))
-    cdef Py_ssize_t* bad_rows = <Py_ssize_t*>calloc(n_chunks, sizeof(Py_ssize_t))
-    cdef double* grads = NULL
-    cdef double loss_sum = 0.0, weight_sum = 0.0, residual_sum = 0.0
-    cdef cnp.ndarray grad_total = np.zeros(n_features, dtype=np.float64)
-    cdef double* grad_out = <double*>cnp.PyArray_DATA(grad_total)
-    if with_grad:
-        grads = <double*>calloc(n_chunks * max(n_features, 1), sizeof(double))
-    if sums == NULL or bad_rows == NULL or (with_grad and grads == NULL):
-        free(sums)
-        free(bad_rows)
-        free(grads)
-        raise MemoryError()
-    with nogil:
-        for chunk in prange(n_chunks, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            start = chunk * chunk_rows
-            stop = min(start + chunk_rows, n_samples)
-            _logistic_chunk(X, f_order, data, indices, indptr, n_samples, n_features, y,
-                            sample_weight, coef, intercept,
-                            grads + chunk * n_features if grads != NULL else NULL,
-                            start, stop, sums + 4 * chunk, &bad_rows[chunk])
-        for chunk in range(n_chunks):
-            loss_sum += sums[4 * chunk]
-            weight_sum += sums[4 * chunk + 1]
-            residual_sum += sums[4 * chunk + 2]
-            if bad < 0 and bad_rows[chunk] >= 0:
-                bad = bad_rows[chunk]
-            if grads != NULL:
-                for j in range(n_features):
-                    grad_out[j] += grads[chunk * n_features + j]
-    free(sums)
-    free(bad_rows)
-    free(grads)
-    return loss_sum, weight_sum, grad_total if with_grad else None, residual_sum, bad
+cdef struct LogisticTask:
+    # One logistic-objective pass; float arrays in the compute dtype. Each
+    # chunk of ``chunk_rows`` rows writes its 4 sums and its gradient into
+    # ``sums`` and ``grads`` at its own index, combined in chunk order after.
+    bint is_double
+    const void* X
+    bint f_order
+    const void* data
+    const int64_t* indices
+    const int64_t* indptr
+    Py_ssize_t n_samples
+    Py_ssize_t n_features
+    const void* y
+    const void* sample_weight
+    const void* coef
+    double intercept
+    double* grads
+    double* sums
+    Py_ssize_t chunk_rows
+
+
+cdef double _logistic_typed(const floating* X, const LogisticTask* task, Py_ssize_t start,
+                            Py_ssize_t stop, BlockResult* result) noexcept nogil:
+    cdef Py_ssize_t chunk = start // task.chunk_rows
+    _logistic_chunk(X, task.f_order, <const floating*>task.data, task.indices, task.indptr,
+                    task.n_samples, task.n_features, <const floating*>task.y,
+                    <const floating*>task.sample_weight, <const floating*>task.coef,
+                    task.intercept,
+                    task.grads + chunk * task.n_features if task.grads != NULL else NULL,
+                    start, stop, task.sums + 4 * chunk, &result.bad)
+    return 0.0
+
+
+cdef double _logistic_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                           void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const LogisticTask* logistic = <const LogisticTask*>task
+    if logistic.is_double:
+        return _logistic_typed(<const double*>logistic.X, logistic, start, stop, result)
+    return _logistic_typed(<const float*>logistic.X, logistic, start, stop, result)
 
 
 def logistic_kernel(X, bint f_order, data, indices, indptr, Py_ssize_t n_samples,
@@ -166,26 +160,53 @@ def logistic_kernel(X, bint f_order, data, indices, indptr, Py_ssize_t n_samples
     """
     cdef object reference = X if X is not None else data
     cdef int typenum = float_typenum(reference)
-    cdef void* x_ptr = array_data(X, typenum, n_samples * n_features, False)
-    cdef void* data_ptr = array_data(data, typenum, cnp.PyArray_SIZE(data) if data is not None
-                                     else 0, False)
-    cdef const int64_t* indices_ptr = <const int64_t*>array_data(
+    cdef LogisticTask task
+    cdef BlockTotals totals
+    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>MAX_CHUNKS, n_samples // MIN_CHUNK_ROWS))
+    cdef Py_ssize_t chunk, j
+    cdef double loss_sum = 0.0, weight_sum = 0.0, residual_sum = 0.0
+    cdef cnp.ndarray grad_total
+    cdef double* grad_out
+    task.is_double = typenum == cnp.NPY_FLOAT64
+    task.X = array_data(X, typenum, n_samples * n_features, False)
+    task.f_order = f_order
+    task.data = array_data(data, typenum, cnp.PyArray_SIZE(data) if data is not None else 0,
+                           False)
+    task.indices = <const int64_t*>array_data(
         indices, cnp.NPY_INT64, cnp.PyArray_SIZE(indices) if indices is not None else 0, False)
-    cdef const int64_t* indptr_ptr = <const int64_t*>array_data(
+    task.indptr = <const int64_t*>array_data(
         indptr, cnp.NPY_INT64, n_samples + 1 if indptr is not None else 0, False)
-    cdef void* y_ptr = array_data(y, typenum, n_samples, False)
-    cdef void* weight_ptr = array_data(sample_weight, typenum, n_samples, False)
-    cdef void* coef_ptr = array_data(coef, typenum, n_features, False)
-    if data is not None and data_ptr == NULL:
-        data_ptr = <void*>coef_ptr  # an all-zero CSR matrix: a non-NULL marker, never read
+    task.n_samples = n_samples
+    task.n_features = n_features
+    task.y = array_data(y, typenum, n_samples, False)
+    task.sample_weight = array_data(sample_weight, typenum, n_samples, False)
+    task.coef = array_data(coef, typenum, n_features, False)
+    task.intercept = intercept
+    if data is not None and task.data == NULL:
+        task.data = task.coef  # an all-zero CSR matrix: a non-NULL marker, never read
     if n_samples == 0:
         return 0.0, 0.0, np.zeros(n_features, dtype=np.float64), 0.0, -1
-    if typenum == cnp.NPY_FLOAT32:
-        return _run_logistic(<const float*>x_ptr, f_order, <const float*>data_ptr, indices_ptr,
-                             indptr_ptr, n_samples, n_features, <const float*>y_ptr,
-                             <const float*>weight_ptr, <const float*>coef_ptr, intercept,
-                             with_grad, n_threads)
-    return _run_logistic(<const double*>x_ptr, f_order, <const double*>data_ptr, indices_ptr,
-                         indptr_ptr, n_samples, n_features, <const double*>y_ptr,
-                         <const double*>weight_ptr, <const double*>coef_ptr, intercept,
-                         with_grad, n_threads)
+    task.chunk_rows = (n_samples + n_chunks - 1) // n_chunks
+    grad_total = np.zeros(n_features, dtype=np.float64)
+    grad_out = <double*>cnp.PyArray_DATA(grad_total)
+    task.sums = <double*>calloc(4 * n_chunks, sizeof(double))
+    task.grads = NULL
+    if with_grad:
+        task.grads = <double*>calloc(n_chunks * max(n_features, 1), sizeof(double))
+    if task.sums == NULL or (with_grad and task.grads == NULL):
+        free(task.sums)
+        free(task.grads)
+        raise MemoryError()
+    with nogil:
+        run_blocks(_logistic_body, &task, n_samples, task.chunk_rows,
+                   n_samples * max(n_features, 1), n_threads, 0, &totals)
+        for chunk in range(n_chunks):
+            loss_sum += task.sums[4 * chunk]
+            weight_sum += task.sums[4 * chunk + 1]
+            residual_sum += task.sums[4 * chunk + 2]
+            if task.grads != NULL:
+                for j in range(n_features):
+                    grad_out[j] += task.grads[chunk * n_features + j]
+    free(task.sums)
+    free(task.grads)
+    return loss_sum, weight_sum, grad_total if with_grad else None, residual_sum, totals.bad

@@ -15,6 +15,7 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+from fastce._kernels._blocks cimport BlockResult, BlockTotals, run_blocks
 from fastce._kernels._arrays cimport array_data, float_typenum
 
 cnp.import_array()
@@ -174,6 +175,38 @@ cdef void _stats_block(int kind, const char* data, int is_f32, Py_ssize_t itemsi
         n_above[i] = one.n_above
 
 
+cdef struct StatsTask:
+    # One chunk's per-sample statistics (sample_stats) or label-issue pass.
+    int kind
+    const char* data
+    int is_f32
+    Py_ssize_t itemsize
+    Py_ssize_t n_classes
+    const int64_t* labels
+    const double* weights
+    Py_ssize_t samples_per_weight
+    double* stats
+    int64_t* predictions
+    int64_t* n_above
+    Py_ssize_t n_samples
+    const double* thresholds
+    unsigned char* flags
+    double* self_confidence
+
+
+cdef double _stats_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                        void* thread_scratch, BlockResult* result) noexcept nogil:
+    # The kind of the block's first bad value travels as its bad_value.
+    cdef const StatsTask* chunk = <const StatsTask*>task
+    cdef int bad_kind = BAD_NONE_
+    _stats_block(chunk.kind, chunk.data, chunk.is_f32, chunk.itemsize, chunk.n_classes,
+                 chunk.labels, chunk.weights, chunk.samples_per_weight, chunk.stats,
+                 chunk.predictions, chunk.n_above, chunk.n_samples, start, stop, &result.bad,
+                 &bad_kind)
+    result.bad_value = bad_kind
+    return 0.0
+
+
 def sample_stats(int kind, predictions, labels, Py_ssize_t n_classes, stats, sample_predictions,
                  sample_n_above, int n_threads, sample_weight=None,
                  Py_ssize_t samples_per_weight=1):
@@ -202,31 +235,30 @@ def sample_stats(int kind, predictions, labels, Py_ssize_t n_classes, stats, sam
                                                    True)
     cdef const double* weight_ptr = <const double*>array_data(
         sample_weight, cnp.NPY_FLOAT64, n_samples // max(samples_per_weight, 1), False)
-    cdef Py_ssize_t itemsize = 4 if is_f32 else 8
-    cdef Py_ssize_t n_blocks = (n_samples + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK
-    cdef Py_ssize_t block, start, stop, first_bad = -1
-    cdef int first_kind = BAD_NONE_
-    cdef int threads = n_threads if n_samples * per_sample >= 32768 else 1
-    cdef cnp.ndarray bad = np.empty(n_blocks + 1, dtype=np.intp)
-    cdef cnp.ndarray bad_kinds = np.empty(n_blocks + 1, dtype=np.intc)
-    cdef Py_ssize_t* bad_ptr = <Py_ssize_t*>cnp.PyArray_DATA(bad)
-    cdef int* kind_ptr = <int*>cnp.PyArray_DATA(bad_kinds)
+    cdef StatsTask task
+    cdef BlockTotals totals
     if n_samples == 0:
         return BAD_NONE_, -1
     if kind <= ROWS_PROBS_ and n_classes < 1:
         raise ValueError("fastce internal error: a profile row needs at least one class")
+    task.kind = kind
+    task.data = data
+    task.is_f32 = is_f32
+    task.itemsize = 4 if is_f32 else 8
+    task.n_classes = n_classes
+    task.labels = label_ptr
+    task.weights = weight_ptr
+    task.samples_per_weight = samples_per_weight
+    task.stats = stats_ptr
+    task.predictions = prediction_ptr
+    task.n_above = above_ptr
+    task.n_samples = n_samples
     with nogil:
-        for block in prange(n_blocks, num_threads=threads, schedule="static",
-                            use_threads_if=threads > 1):
-            start = block * ROWS_PER_BLOCK
-            stop = min(start + ROWS_PER_BLOCK, n_samples)
-            _stats_block(kind, data, is_f32, itemsize, n_classes, label_ptr, weight_ptr,
-                         samples_per_weight, stats_ptr, prediction_ptr, above_ptr, n_samples,
-                         start, stop, &bad_ptr[block], &kind_ptr[block])
-        for block in range(n_blocks):
-            if bad_ptr[block] >= 0:
-                first_bad, first_kind = bad_ptr[block], kind_ptr[block]
-                break
+        run_blocks(_stats_body, &task, n_samples, ROWS_PER_BLOCK, n_samples * per_sample,
+                   n_threads, 0, &totals)
+    if totals.bad < 0:
+        return BAD_NONE_, -1
+    first_kind, first_bad = <int>totals.bad_value, totals.bad
     return first_kind, first_bad
 
 
@@ -506,6 +538,22 @@ def normalize(sums):
     return sums
 
 
+cdef double _label_issues_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                               void* thread_scratch, BlockResult* result) noexcept nogil:
+    cdef const StatsTask* chunk = <const StatsTask*>task
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        if not _label_ok(chunk.labels[i], chunk.n_classes):  # checked by the first pass
+            chunk.flags[i] = 0
+            chunk.self_confidence[i] = 0.0
+            continue
+        chunk.flags[i] = fastce_label_issue(chunk.data + i * chunk.n_classes * chunk.itemsize,
+                                            chunk.is_f32, chunk.kind == ROWS_LOGITS_,
+                                            chunk.n_classes, chunk.labels[i],
+                                            chunk.thresholds, &chunk.self_confidence[i])
+    return 0.0
+
+
 def label_issues(int kind, predictions, labels, Py_ssize_t n_classes, thresholds, flags,
                  self_confidence, int n_threads):
     """Confident learning's second pass over a chunk (see _profile.h).
@@ -527,18 +575,19 @@ def label_issues(int kind, predictions, labels, Py_ssize_t n_classes, thresholds
                                                           True)
     cdef double* confidence = <double*>array_data(self_confidence, cnp.NPY_FLOAT64,
                                                   n_samples, True)
-    cdef Py_ssize_t itemsize = 4 if is_f32 else 8
-    cdef Py_ssize_t i
-    cdef int threads = n_threads if n_samples * n_classes >= 32768 else 1
+    cdef StatsTask task
+    cdef BlockTotals totals
     if n_samples == 0:
         return
+    task.kind = kind
+    task.data = data
+    task.is_f32 = is_f32
+    task.itemsize = 4 if is_f32 else 8
+    task.n_classes = n_classes
+    task.labels = lab
+    task.thresholds = threshold
+    task.flags = flag
+    task.self_confidence = confidence
     with nogil:
-        for i in prange(n_samples, num_threads=threads, schedule="static",
-                        use_threads_if=threads > 1):
-            if not _label_ok(lab[i], n_classes):  # checked by the first pass
-                flag[i] = 0
-                confidence[i] = 0.0
-                continue
-            flag[i] = fastce_label_issue(data + i * n_classes * itemsize, is_f32,
-                                         kind == ROWS_LOGITS_, n_classes, lab[i], threshold,
-                                         &confidence[i])
+        run_blocks(_label_issues_body, &task, n_samples, ROWS_PER_BLOCK,
+                   n_samples * n_classes, n_threads, 0, &totals)
