@@ -42,6 +42,20 @@ cdef inline void _cycle_columns(floating* out, const floating* per_column,
             col = 0
 
 
+cdef inline const floating* _chunk_values(const floating* values, bint per_column,
+                                          floating* chunk, const floating* ones,
+                                          Py_ssize_t chunk_start, Py_ssize_t n_cols,
+                                          Py_ssize_t n) noexcept nogil:
+    """A chunk's weights: ones when absent, the columns' values cycled over the
+    chunk when given per column, else the chunk's slice of a full array."""
+    if values == NULL:
+        return ones
+    if per_column:
+        _cycle_columns(chunk, values, chunk_start % n_cols, n_cols, n)
+        return chunk
+    return values + chunk_start
+
+
 cdef struct BinaryTask:
     # The arguments of one binary-family call; arrays in the compute dtype.
     int kind
@@ -125,18 +139,9 @@ cdef double _binary_block(const floating* x__e, const BinaryTask* task, Py_ssize
             memcpy(x_chunk, x, n * sizeof(floating))
             x = x_chunk
         y = target__e + chunk_start
-        w = ones
-        if weight != NULL and weight_per_column:
-            _cycle_columns(weight_chunk, weight, chunk_start % n_cols, n_cols, n)
-            w = weight_chunk
-        elif weight != NULL:
-            w = weight + chunk_start
-        pw = ones
-        if pos_weight != NULL and pos_weight_per_column:
-            _cycle_columns(pos_weight_chunk, pos_weight, chunk_start % n_cols, n_cols, n)
-            pw = pos_weight_chunk
-        elif pos_weight != NULL:
-            pw = pos_weight + chunk_start
+        w = _chunk_values(weight, weight_per_column, weight_chunk, ones, chunk_start, n_cols, n)
+        pw = _chunk_values(pos_weight, pos_weight_per_column, pos_weight_chunk, ones,
+                           chunk_start, n_cols, n)
         if keep__e != NULL:
             keep = keep__e + chunk_start
             for i in range(n):  # x may already be x_chunk: same index, read first

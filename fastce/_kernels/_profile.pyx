@@ -194,6 +194,16 @@ cdef struct StatsTask:
     double* self_confidence
 
 
+cdef inline void _stats_task(StatsTask* task, int kind, const char* data, int is_f32,
+                            Py_ssize_t n_classes, const int64_t* labels) noexcept:
+    task.kind = kind
+    task.data = data
+    task.is_f32 = is_f32
+    task.itemsize = 4 if is_f32 else 8
+    task.n_classes = n_classes
+    task.labels = labels
+
+
 cdef double _stats_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
                         void* thread_scratch, BlockResult* result) noexcept nogil:
     # The kind of the block's first bad value travels as its bad_value.
@@ -241,12 +251,7 @@ def sample_stats(int kind, predictions, labels, Py_ssize_t n_classes, stats, sam
         return BAD_NONE_, -1
     if kind <= ROWS_PROBS_ and n_classes < 1:
         raise ValueError("fastce internal error: a profile row needs at least one class")
-    task.kind = kind
-    task.data = data
-    task.is_f32 = is_f32
-    task.itemsize = 4 if is_f32 else 8
-    task.n_classes = n_classes
-    task.labels = label_ptr
+    _stats_task(&task, kind, data, is_f32, n_classes, label_ptr)
     task.weights = weight_ptr
     task.samples_per_weight = samples_per_weight
     task.stats = stats_ptr
@@ -579,12 +584,7 @@ def label_issues(int kind, predictions, labels, Py_ssize_t n_classes, thresholds
     cdef BlockTotals totals
     if n_samples == 0:
         return
-    task.kind = kind
-    task.data = data
-    task.is_f32 = is_f32
-    task.itemsize = 4 if is_f32 else 8
-    task.n_classes = n_classes
-    task.labels = lab
+    _stats_task(&task, kind, data, is_f32, n_classes, lab)
     task.thresholds = threshold
     task.flags = flag
     task.self_confidence = confidence

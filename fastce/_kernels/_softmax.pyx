@@ -684,22 +684,24 @@ cdef inline const floating* _block_logits(const floating* logits,
     return copy
 
 
-cdef double _label_rows_typed(const floating* logits, const CrossEntropyTask* task,
-                              Py_ssize_t start, Py_ssize_t stop, void* thread_scratch,
-                              BlockResult* result) noexcept nogil:
+cdef double _rows_typed(const floating* logits, const CrossEntropyTask* task,
+                        Py_ssize_t start, Py_ssize_t stop, void* thread_scratch,
+                        BlockResult* result) noexcept nogil:
+    # Rows of class indices, or of probability targets when the task has them.
     cdef const unsigned char* row_kept
     cdef const floating* block_logits = _block_logits(logits, task, start, stop,
                                                       thread_scratch, &row_kept)
+    if task.target_probs != NULL:
+        return _ce_soft_rows(block_logits, task, start, stop, row_kept, result)
     return _ce_label_rows(block_logits, task, start, stop, row_kept, result)
 
 
-cdef double _label_rows_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
-                             void* thread_scratch, BlockResult* result) noexcept nogil:
+cdef double _rows_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                       void* thread_scratch, BlockResult* result) noexcept nogil:
     cdef const CrossEntropyTask* ce = <const CrossEntropyTask*>task
     if ce.is_double:
-        return _label_rows_typed(<const double*>ce.logits, ce, start, stop, thread_scratch,
-                                 result)
-    return _label_rows_typed(<const float*>ce.logits, ce, start, stop, thread_scratch, result)
+        return _rows_typed(<const double*>ce.logits, ce, start, stop, thread_scratch, result)
+    return _rows_typed(<const float*>ce.logits, ce, start, stop, thread_scratch, result)
 
 
 cdef int sample_options(SampleOptions* samples, object sample_weight, object sample_mask,
@@ -799,7 +801,7 @@ def cross_entropy_labels(logits, target, class_weight, double class_weight_total
         return _run_ce_labels_long(<const float*>task.logits, &task, n_rows, n_threads)
     item_size = sizeof(double) if task.is_double else sizeof(float)
     with nogil:
-        run_blocks(_label_rows_body, &task, n_rows, task.block_rows, size, n_threads,
+        run_blocks(_rows_body, &task, n_rows, task.block_rows, size, n_threads,
                    _masked_block_bytes(&task, item_size), &totals)
     return totals.loss, totals.weight, totals.bad
 
@@ -994,24 +996,6 @@ cdef double _ce_soft_rows(const floating* block_logits__nc, const CrossEntropyTa
     return block_loss
 
 
-cdef double _soft_rows_typed(const floating* logits, const CrossEntropyTask* task,
-                             Py_ssize_t start, Py_ssize_t stop, void* thread_scratch,
-                             BlockResult* result) noexcept nogil:
-    cdef const unsigned char* row_kept
-    cdef const floating* block_logits = _block_logits(logits, task, start, stop,
-                                                      thread_scratch, &row_kept)
-    return _ce_soft_rows(block_logits, task, start, stop, row_kept, result)
-
-
-cdef double _soft_rows_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
-                            void* thread_scratch, BlockResult* result) noexcept nogil:
-    cdef const CrossEntropyTask* ce = <const CrossEntropyTask*>task
-    if ce.is_double:
-        return _soft_rows_typed(<const double*>ce.logits, ce, start, stop, thread_scratch,
-                                result)
-    return _soft_rows_typed(<const float*>ce.logits, ce, start, stop, thread_scratch, result)
-
-
 def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, double smoothing,
                         loss_out, grad_out, double grad_scale, int n_threads,
                         bint kl_mode=False, bint log_target=False, sample_weight=None,
@@ -1039,7 +1023,7 @@ def cross_entropy_probs(logits, target, class_weight, Py_ssize_t n_classes, doub
     if n_rows == 0:
         return 0.0, 0.0, -1
     with nogil:
-        run_blocks(_soft_rows_body, &task, n_rows, task.block_rows, size, n_threads,
+        run_blocks(_rows_body, &task, n_rows, task.block_rows, size, n_threads,
                    _masked_block_bytes(&task, sizeof(double) if task.is_double
                                        else sizeof(float)), &totals)
     return totals.loss, totals.weight, totals.bad
