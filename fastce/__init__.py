@@ -58,12 +58,29 @@ from fastce.softmax_losses import (  # noqa: E402
     softmax,
 )
 
-from fastce import binary_losses as _binary_losses  # noqa: E402
-from fastce import information as _information  # noqa: E402
-from fastce import softmax_losses as _softmax_losses  # noqa: E402
-
-__all__ = [*_binary_losses.__all__, *_softmax_losses.__all__, *_information.__all__,
-           "profile", "ProfileAccumulator", "ProfileReport", "show_config"]
+__all__ = [
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy",
+    "logistic_loss",
+    "sigmoid_focal_loss",
+    "cross_entropy",
+    "nll_loss",
+    "log_softmax",
+    "softmax",
+    "logsumexp",
+    "sigmoid",
+    "log_sigmoid",
+    "entropy",
+    "kl_divergence",
+    "kl_divergence_with_logits",
+    "js_divergence",
+    "categorical_cross_entropy",
+    "kl_div",
+    "profile",
+    "ProfileAccumulator",
+    "ProfileReport",
+    "show_config",
+]
 
 
 def _public_submodules():
