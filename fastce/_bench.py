@@ -5,7 +5,8 @@ ratios between them hold even on a noisy shared machine; the absolute times
 do not travel. Contenders: fastce, fastce.reference (NumPy), torch (with
 ``torch.set_num_threads`` equal to ours) and sklearn's private ``_loss``
 module, each when installed. The memory roofline is the bytes a kernel must
-move divided by the read bandwidth measured in the same run.
+move divided by the read bandwidth measured in the same run, by an OpenMP
+read loop on the same threads.
 """
 import json
 import os
@@ -59,11 +60,28 @@ def _interleaved_medians(calls, repeats, batch=1):
     return {name: float(np.median(times)) for name, times in samples.items()}
 
 
-def read_bandwidth(repeats=5):
-    """Bytes/s of a streaming read: a NumPy sum over 256 MiB (a fair floor)."""
+def _cpu_model():
+    """The CPU's model name (Linux), to name the machine with every figure."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def read_bandwidth(repeats=5, n_threads=None):
+    """Bytes/s of a streaming read of 256 MiB on the kernels' OpenMP threads
+    (an ``omp parallel for simd`` sum, the honest ceiling for a kernel that
+    reads its input once), and of a NumPy sum of the same array, which runs on
+    one thread and under-states it: ``(openmp, numpy)``."""
     data = np.ones(256 * 1024 * 1024 // 4, dtype=np.float32)
-    seconds = _median_seconds(lambda: data.sum(), repeats)
-    return data.nbytes / seconds
+    threads = n_threads or _config.max_threads()
+    openmp = data.nbytes / _median_seconds(lambda: _config.read_sum(data, threads), repeats)
+    numpy_sum = data.nbytes / _median_seconds(lambda: data.sum(), repeats)
+    return openmp, numpy_sum
 
 
 def _torch_contenders(n_threads):
@@ -149,7 +167,7 @@ def run(quick=False, n_threads=None, shapes=None, repeats=None, skip_reference=F
     repeats = repeats or (3 if quick else 7)
     scale = 0.125 if quick else 1.0
     rng = np.random.default_rng(0)
-    bandwidth = read_bandwidth(3 if quick else 5)
+    bandwidth, numpy_bandwidth = read_bandwidth(3 if quick else 5, n_threads)
     contenders = {"fastce": _ours(fastce, n_threads)}
     if not skip_reference:
         contenders["numpy"] = _ours(reference, n_threads)
@@ -187,7 +205,9 @@ def run(quick=False, n_threads=None, shapes=None, repeats=None, skip_reference=F
     return {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "n_threads": n_threads,
-                    "read_bandwidth_gbps": bandwidth / 1e9},
+                    "cpu_model": _cpu_model(),
+                    "read_bandwidth_gbps": bandwidth / 1e9,
+                    "numpy_sum_bandwidth_gbps": numpy_bandwidth / 1e9},
         "config": fastce.show_config(print_out=False),
         "quick": quick,
         "results": rows,
@@ -306,10 +326,13 @@ def format_table(report):
         lines.append("| " + " | ".join(cells) + " |")
     machine = report["machine"]
     lines.append("")
-    lines.append(f"Machine: {machine['platform']}, {machine['cpu_count']} CPUs, "
-                 f"{machine['n_threads']} threads, read bandwidth "
-                 f"{machine['read_bandwidth_gbps']:.1f} GB/s (NumPy sum over 256 MiB), "
-                 f"SIMD: {report['config']['simd']}. Times are medians; ratios = other / fastce.")
+    numpy_sum = machine.get("numpy_sum_bandwidth_gbps")
+    lines.append(f"Machine: {machine.get('cpu_model') or machine['platform']}, "
+                 f"{machine['cpu_count']} CPUs, {machine['n_threads']} threads, read bandwidth "
+                 f"{machine['read_bandwidth_gbps']:.1f} GB/s (OpenMP read loop over 256 MiB"
+                 + (f"; a NumPy sum reads {numpy_sum:.1f} GB/s" if numpy_sum else "")
+                 + f"), SIMD: {report['config']['simd']}. "
+                 "Times are medians; ratios = other / fastce.")
     return "\n".join(lines)
 
 

@@ -1631,3 +1631,27 @@ def test_valid_calls_modify_no_input():
         fastce.sigmoid_focal_loss(logits, target, reduction=reduction, return_grad=True)
     assert_array_equal(logits, snapshot[0])
     assert_array_equal(target, snapshot[1])
+
+
+# --------------------------------------------------------------------------
+# The forward pass's discarded outputs (the block's sink)
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_forward_equals_the_gradient_pass_bitwise(dtype):
+    """The forward pass writes the outputs it does not keep to a per-thread
+    sink placed away from the inputs' addresses modulo 4096; the values are
+    the same loop's, so every reduction agrees bit for bit with the pass that
+    also computes the gradient, over many blocks and threads."""
+    rng = np.random.default_rng(11)
+    x = (4 * rng.standard_normal(300_001)).astype(dtype)
+    y = (rng.random(300_001) > 0.4).astype(dtype)
+    for threads in (1, 2):
+        with_grad, _ = fastce.binary_cross_entropy_with_logits(
+            x, y, reduction="none", return_grad=True, n_threads=threads)
+        alone = fastce.binary_cross_entropy_with_logits(x, y, reduction="none",
+                                                        n_threads=threads)
+        assert alone.tobytes() == with_grad.tobytes()
+        total, _ = fastce.binary_cross_entropy_with_logits(x, y, reduction="sum",
+                                                           return_grad=True, n_threads=threads)
+        assert fastce.binary_cross_entropy_with_logits(
+            x, y, reduction="sum", n_threads=threads) == total

@@ -209,3 +209,14 @@ def test_fastce_and_torch_in_one_process(tmp_path, order):
         assert report["same"]
     if "busy_threads" in report:
         assert report["busy_threads"] == 2, report
+
+
+def test_read_sum_reads_every_element():
+    """The bench's OpenMP read loop (the roofline's measure) sums every value."""
+    import numpy as np
+    for n in (0, 1, 31, 33, 65536 * 3 + 17):
+        data = np.arange(n, dtype=np.float32) % 7
+        for threads in (1, 2):
+            assert _config.read_sum(data, threads) == float(data.astype(np.float64).sum())
+    with pytest.raises(ValueError):
+        _config.read_sum(np.zeros(4), 1)

@@ -105,6 +105,11 @@ def corpus():
             for call, function in {
                 "bce": lambda: fastce.binary_cross_entropy_with_logits(
                     x, y, return_hessian=True, n_threads=threads),
+                "bce-fwd": lambda: fastce.binary_cross_entropy_with_logits(
+                    x, y, n_threads=threads),
+                "bce-fwd-none": lambda: fastce.binary_cross_entropy_with_logits(
+                    x, y, reduction="none", n_threads=threads),
+                "focal-fwd": lambda: fastce.sigmoid_focal_loss(x, y, n_threads=threads),
                 "bce-pw-where": lambda: fastce.binary_cross_entropy_with_logits(
                     x, y, pos_weight=pos_weight, where=keep, return_grad=True,
                     n_threads=threads),
