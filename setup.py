@@ -45,11 +45,18 @@ int main(void) {
 # imported. Fixed ISA levels, never the build machine's own, so wheels stay
 # portable. Only GCC/Clang on x86 build more than the baseline: _cpu.h detects
 # the CPU's features with GCC builtins, so elsewhere only "baseline" is used.
+#
+# -mno-mmx: GCC 12 built the baseline variant's label rows with MMX moves
+# (movq (%rsp), %mm0; movq2dq) and no emms, which left the x87 unit in MMX
+# state; glibc's fmodf (x87 fprem) then returned NaN for the rest of the
+# process (numpy's float32 `%` gave 0 % 7 = nan after a cross_entropy call).
+# x86-64 code never needs MMX.
 X86_VARIANTS = {
-    "baseline": ["-march=x86-64-v2", "-mtune=generic"],
-    "avx2": ["-march=x86-64-v2", "-mtune=generic", "-mavx2", "-mfma"],
-    "avx512": ["-march=x86-64-v2", "-mtune=generic", "-mavx2", "-mfma", "-mavx512f",
-               "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mprefer-vector-width=512"],
+    "baseline": ["-march=x86-64-v2", "-mtune=generic", "-mno-mmx"],
+    "avx2": ["-march=x86-64-v2", "-mtune=generic", "-mno-mmx", "-mavx2", "-mfma"],
+    "avx512": ["-march=x86-64-v2", "-mtune=generic", "-mno-mmx", "-mavx2", "-mfma",
+               "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl",
+               "-mprefer-vector-width=512"],
 }
 KERNEL_MODULES = ["_binary", "_softmax", "_linear", "_profile"]
 # Scalar (libm) loops that gain nothing from SIMD variants are built once.
