@@ -14,7 +14,8 @@ from fastce._kernels.dispatch import kernels
 from fastce._api.layout import rows_view
 from fastce._api.validation import (
     as_data, as_values, check_real, check_reduction, check_same_shape, describe_position,
-    finish_reduction, normalize_axis, output_array, resolve_threads, sample_weight_array,
+    finish_reduction, normalize_axis, output_array, raise_bad_sample_weight, resolve_threads,
+    sample_weight_array,
 )
 
 _softmax = kernels("_softmax")
@@ -159,7 +160,7 @@ def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_gr
         denominator, bad = _softmax.label_weight_total(None, None, n_classes, 0, False, threads,
                                                        sample_weight=row_weight, n_rows=n_rows)
         if bad >= 0:
-            _raise_bad_sample_weight(row_weight, bad, moved_shape[:-1])
+            raise_bad_sample_weight(row_weight, bad, moved_shape[:-1])
     grad_scale = 1.0 / denominator if reduction == "mean" and denominator else 1.0
     total, weight_sum, bad = 0.0, 0.0, -1
     if n_classes:
@@ -186,18 +187,12 @@ def kl_divergence_with_logits(p, logits, *, axis=-1, reduction="mean", return_gr
     return loss, grad_out
 
 
-def _raise_bad_sample_weight(sample_weight, bad_row, shape):
-    raise ValueError(f"sample_weight must be finite and non-negative; got "
-                     f"{sample_weight.flat[bad_row].item()!r} at position "
-                     f"{describe_position(bad_row, shape)}")
-
-
 def _raise_bad_kl_target(bad, target_rows, row_weight, moved_shape, axis, log_target):
     row, cls = divmod(bad, moved_shape[-1])
     value = target_rows.flat[bad].item()
     valid = value <= 0.0 if log_target else 0.0 <= value <= 1.0
     if valid:  # the row's targets are valid: its sample weight is not
-        _raise_bad_sample_weight(row_weight, row, moved_shape[:-1])
+        raise_bad_sample_weight(row_weight, row, moved_shape[:-1])
     position = describe_position(row, moved_shape[:-1])
     position = position[:axis] + (cls,) + position[axis:]
     what = "log-probabilities <= 0 (not NaN)" if log_target else \

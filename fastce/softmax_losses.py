@@ -18,7 +18,7 @@ from fastce._api.layout import int64_labels, rows_view
 from fastce._api.validation import (
     as_array, as_data, as_values, check_fraction, check_int, check_reduction, check_same_shape,
     check_small_weight, describe_position, finish_reduction, mask_array, normalize_axis,
-    output_array, resolve_threads, sample_weight_array,
+    output_array, raise_bad_sample_weight, resolve_threads, sample_weight_array,
 )
 
 __all__ = ["cross_entropy", "nll_loss", "log_softmax", "softmax", "logsumexp"]
@@ -179,7 +179,7 @@ def _probability_loss(call, target_array, loss_rows, grad_rows):
         denominator, bad = _softmax.label_weight_total(None, None, n_classes, 0, False,
                                                        call.threads, *samples, n_rows)
         if bad >= 0:
-            _raise_bad_sample_weight(call.sample_weight, bad, call.loss_shape)
+            raise_bad_sample_weight(call.sample_weight, bad, call.loss_shape)
     grad_scale = 1.0 / denominator if call.reduction == "mean" and denominator else 1.0
     if n_classes == 0:
         total, weight_sum, bad = 0.0, 0.0, -1
@@ -194,7 +194,7 @@ def _probability_loss(call, target_array, loss_rows, grad_rows):
         row, cls = divmod(bad, n_classes)
         value = target_rows.reshape(-1, n_classes)[row, cls].item()
         if value >= 0 and value < np.inf:  # the targets are valid: the sample weight is not
-            _raise_bad_sample_weight(call.sample_weight, row, call.loss_shape)
+            raise_bad_sample_weight(call.sample_weight, row, call.loss_shape)
         position = describe_position(row, call.kernel_shape[:-1])
         position = position[:call.class_axis] + (cls,) + position[call.class_axis:]
         raise ValueError("target probabilities must be finite and non-negative; got "
@@ -355,13 +355,7 @@ def _raise_bad_sample(labels, sample_weight, bad_row, target_shape, n_classes, i
     label = int(labels.flat[bad_row])
     if label != ignore_index and not 0 <= label < n_classes:
         _raise_bad_label(labels, bad_row, target_shape, n_classes)
-    _raise_bad_sample_weight(sample_weight, bad_row, target_shape)
-
-
-def _raise_bad_sample_weight(sample_weight, bad_row, shape):
-    value = sample_weight.flat[bad_row].item() if sample_weight is not None else None
-    raise ValueError(f"sample_weight must be finite and non-negative; got {value!r} at "
-                     f"position {describe_position(bad_row, shape)}")
+    raise_bad_sample_weight(sample_weight, bad_row, target_shape)
 
 
 def _raise_bad_label(labels, bad_row, target_shape, n_classes):

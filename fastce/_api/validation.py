@@ -295,6 +295,13 @@ def mask_array(where, shape, what, name="where"):
     return np.ascontiguousarray(array).view(np.uint8)
 
 
+def raise_bad_sample_weight(sample_weight, bad_row, shape):
+    """The ValueError for the sample weight a kernel reported at ``bad_row``."""
+    value = sample_weight.flat[bad_row].item() if sample_weight is not None else None
+    raise ValueError(f"sample_weight must be finite and non-negative; got {value!r} at "
+                     f"position {describe_position(bad_row, shape)}")
+
+
 def describe_position(flat_index, shape):
     return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
 
