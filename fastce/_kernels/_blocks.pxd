@@ -48,48 +48,8 @@ cdef inline Py_ssize_t n_blocks_for(Py_ssize_t n_items, Py_ssize_t block) noexce
     return (n_items + block - 1) // block
 
 
-cdef inline double sum_in_block_order(const double* partials, Py_ssize_t n_blocks) noexcept nogil:
-    cdef double total = 0.0
-    cdef Py_ssize_t block
-    for block in range(n_blocks):
-        total += partials[block]
-    return total
-
-
-cdef inline Py_ssize_t first_bad_position(const Py_ssize_t* bad, Py_ssize_t n_blocks) noexcept nogil:
-    # Blocks cover increasing positions, so the first flagged block holds the
-    # first offending position of the whole array.
-    cdef Py_ssize_t block
-    for block in range(n_blocks):
-        if bad[block] >= 0:
-            return bad[block]
-    return -1
-
-
 from libc.stdlib cimport calloc, free
 from cython.parallel cimport prange, threadid
-
-
-cdef struct BlockScratch:
-    # Per-block float64 partials (two sums: loss and weight) and the first
-    # offending position found by each block (-1 when none).
-    double* loss
-    double* weight
-    Py_ssize_t* bad
-
-
-cdef inline bint scratch_alloc(BlockScratch* scratch, Py_ssize_t n_blocks) noexcept nogil:
-    # +1 so that zero blocks still allocate.
-    scratch.loss = <double*>calloc(n_blocks + 1, sizeof(double))
-    scratch.weight = <double*>calloc(n_blocks + 1, sizeof(double))
-    scratch.bad = <Py_ssize_t*>calloc(n_blocks + 1, sizeof(Py_ssize_t))
-    return scratch.loss != NULL and scratch.weight != NULL and scratch.bad != NULL
-
-
-cdef inline void scratch_free(BlockScratch* scratch) noexcept nogil:
-    free(scratch.loss)
-    free(scratch.weight)
-    free(scratch.bad)
 
 
 # ------------------------------------------------------------- the runner
