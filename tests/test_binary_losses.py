@@ -157,50 +157,47 @@ def logistic_problem(dtype, seed=2, shape=(41, 3)):
     return scores, target, weight
 
 
+def loss_problem(fn_name, dtype, **kwargs):
+    """(first argument, target, weight keywords) of the problem above for LOSSES[fn_name]."""
+    if fn_name == "bcewl":
+        logits, target, weight, pos_weight = multilabel_problem(dtype, **kwargs)
+        return logits, target, dict(weight=weight, pos_weight=pos_weight)
+    problem = probs_problem if fn_name == "bce" else logistic_problem
+    first, target, weight = problem(dtype, **kwargs)
+    return first, target, dict(weight=weight)
+
+
 # --------------------------------------------------------------------------
 # Oracles: SciPy and fastce.reference
 # --------------------------------------------------------------------------
+ORACLES = {"bcewl": bcewl_oracle, "bce": bce_oracle, "logistic": logistic_oracle}
+# binary_cross_entropy's gradient (p - y) / (p (1 - p)) reaches 1e3 on probs_problem's
+# p in [0.001, 0.999]: its absolute tolerance grows with it.
+GRAD_ATOL_SCALE = {"bcewl": 1.0, "bce": 1e3, "logistic": 1.0}
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_bcewl_matches_scipy_and_reference(dtype, reduction, weighted):
-    logits, target, weight, pos_weight = multilabel_problem(dtype)
-    kwargs = dict(weight=weight, pos_weight=pos_weight) if weighted else {}
+@pytest.mark.parametrize("fn_name", list(LOSSES))
+def test_matches_scipy_and_reference(fn_name, dtype, reduction, weighted):
+    fn = LOSSES[fn_name]
+    first, target, weights = loss_problem(fn_name, dtype)
+    kwargs = weights if weighted else {}
     expected_loss, expected_grad = reduce_oracle(
-        *bcewl_oracle(logits, target, **kwargs), reduction)
+        *ORACLES[fn_name](first, target, **kwargs), reduction)
+    scale = GRAD_ATOL_SCALE[fn_name]
 
-    loss = fastce.binary_cross_entropy_with_logits(logits, target, reduction=reduction, **kwargs)
+    loss = fn(first, target, reduction=reduction, **kwargs)
     assert_loss_close(loss, expected_loss, dtype, reduction)
-    loss2, grad = call_with_grad(fastce.binary_cross_entropy_with_logits, logits, target,
-                                 reduction=reduction, **kwargs)
+    loss2, grad = call_with_grad(fn, first, target, reduction=reduction, **kwargs)
     assert_loss_close(loss2, expected_loss, dtype, reduction)
-    assert_grad_close(grad, expected_grad, dtype)
+    assert_grad_close(grad, expected_grad, dtype, scale=scale)
 
-    ref_loss, ref_grad = reference.binary_cross_entropy_with_logits(
-        logits, target, reduction=reduction, return_grad=True, **kwargs)
+    ref_loss, ref_grad = getattr(reference, fn.__name__)(
+        first, target, reduction=reduction, return_grad=True, **kwargs)
     assert_loss_close(loss2, ref_loss, dtype, reduction)
-    assert_grad_close(grad, ref_grad, dtype)
-
-
-@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("weighted", [False, True])
-def test_bce_matches_scipy_and_reference(dtype, reduction, weighted):
-    probs, target, weight = probs_problem(dtype)
-    kwargs = dict(weight=weight) if weighted else {}
-    expected_loss, expected_grad = reduce_oracle(*bce_oracle(probs, target, **kwargs), reduction)
-
-    loss = fastce.binary_cross_entropy(probs, target, reduction=reduction, **kwargs)
-    assert_loss_close(loss, expected_loss, dtype, reduction)
-    loss2, grad = call_with_grad(fastce.binary_cross_entropy, probs, target,
-                                 reduction=reduction, **kwargs)
-    assert_loss_close(loss2, expected_loss, dtype, reduction)
-    assert_grad_close(grad, expected_grad, dtype, scale=1e3)
-
-    ref_loss, ref_grad = reference.binary_cross_entropy(
-        probs, target, reduction=reduction, return_grad=True, **kwargs)
-    assert_loss_close(loss2, ref_loss, dtype, reduction)
-    assert_grad_close(grad, ref_grad, dtype, scale=1e3)
+    assert_grad_close(grad, ref_grad, dtype, scale=scale)
 
 
 def test_bce_matches_xlogy_form():
@@ -213,28 +210,6 @@ def test_bce_matches_xlogy_form():
     expected = -(xlogy(target, probs) + xlogy(1.0 - target, 1.0 - probs))
     loss = fastce.binary_cross_entropy(probs, target, reduction="none")
     assert_allclose(loss, expected, rtol=1e-12)
-
-
-@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("weighted", [False, True])
-def test_logistic_matches_scipy_and_reference(dtype, reduction, weighted):
-    scores, target, weight = logistic_problem(dtype)
-    kwargs = dict(weight=weight) if weighted else {}
-    expected_loss, expected_grad = reduce_oracle(
-        *logistic_oracle(scores, target, **kwargs), reduction)
-
-    loss = fastce.logistic_loss(scores, target, reduction=reduction, **kwargs)
-    assert_loss_close(loss, expected_loss, dtype, reduction)
-    loss2, grad = call_with_grad(fastce.logistic_loss, scores, target,
-                                 reduction=reduction, **kwargs)
-    assert_loss_close(loss2, expected_loss, dtype, reduction)
-    assert_grad_close(grad, expected_grad, dtype)
-
-    ref_loss, ref_grad = reference.logistic_loss(
-        scores, target, reduction=reduction, return_grad=True, **kwargs)
-    assert_loss_close(loss2, ref_loss, dtype, reduction)
-    assert_grad_close(grad, ref_grad, dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
@@ -787,12 +762,7 @@ def test_sigmoid_and_log_sigmoid_accuracy_against_mpmath(dtype):
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("fn_name", ["bcewl", "bce", "logistic"])
 def test_float16_is_computed_in_float32(fn_name):
-    if fn_name == "bcewl":
-        first, target, _, _ = multilabel_problem(np.float16, seed=20)
-    elif fn_name == "bce":
-        first, target, _ = probs_problem(np.float16, seed=20)
-    else:
-        first, target, _ = logistic_problem(np.float16, seed=20)
+    first, target, _ = loss_problem(fn_name, np.float16, seed=20)
     fn = LOSSES[fn_name]
     for reduction in REDUCTIONS:
         loss16, grad16 = fn(first, target, reduction=reduction, return_grad=True)
@@ -1038,59 +1008,60 @@ def test_property_weight_equals_repeating_the_element(problem):
 
 
 @st.composite
-def logistic_problems(draw):
+def elementwise_problems(draw, fn_name):
+    """(first, target) for LOSSES[fn_name] ("logistic" or "bce"): one float dtype, 1 or 2
+    dimensions with sides 0 to 8; scores over the dtype's range and labels -1/+1, or
+    probabilities and soft targets in [0, 1]."""
     dtype = draw(st.sampled_from(FLOAT_DTYPES))
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=8))
-    bound = 1e4 if dtype == np.float32 else 1e300
-    scores = draw(hnp.arrays(dtype, shape, elements=element_strategy(dtype, -bound, bound)))
-    labels = draw(hnp.arrays(np.int8, shape, elements=st.sampled_from([-1, 1])))
-    return scores, labels
+    if fn_name == "logistic":
+        bound = 1e4 if dtype == np.float32 else 1e300
+        first = draw(hnp.arrays(dtype, shape, elements=element_strategy(dtype, -bound, bound)))
+        target = draw(hnp.arrays(np.int8, shape, elements=st.sampled_from([-1, 1])))
+    else:
+        first = draw(hnp.arrays(dtype, shape, elements=element_strategy(dtype, 0.0, 1.0)))
+        target = draw(hnp.arrays(dtype, shape, elements=element_strategy(dtype, 0.0, 1.0)))
+    return first, target
+
+
+def checked_per_element(fn, first, target):
+    """fn's per-element loss and gradient, after the checks every loss passes: both in the
+    input's dtype, the loss finite and >= 0."""
+    loss, grad = fn(first, target, reduction="none", return_grad=True)
+    assert loss.dtype == first.dtype and grad.dtype == first.dtype
+    assert np.all(np.isfinite(loss)) and np.all(loss >= 0)
+    return loss, grad
 
 
 @PROPERTY_SETTINGS
-@given(logistic_problems())
+@given(elementwise_problems("logistic"))
 def test_property_logistic_loss(problem):
     scores, labels = problem
-    dtype = scores.dtype.type
-    loss, grad = fastce.logistic_loss(scores, labels, reduction="none", return_grad=True)
-    assert loss.dtype == dtype and grad.dtype == dtype
-    assert np.all(np.isfinite(loss)) and np.all(loss >= 0)
+    loss, grad = checked_per_element(fastce.logistic_loss, scores, labels)
     assert np.all(np.abs(grad) <= 1)
     # The gradient points against the label.
     assert np.all(grad * labels <= 0)
     total = fastce.logistic_loss(scores, labels, reduction="sum")
     assert_allclose(total, math.fsum(loss.astype(np.float64).ravel()),
-                    rtol=close_for(dtype)["rtol"], atol=2e-7 * scores.size)
+                    rtol=close_for(scores.dtype)["rtol"], atol=2e-7 * scores.size)
     as_bcewl = fastce.binary_cross_entropy_with_logits(scores, (labels + 1) // 2,
                                                        reduction="none")
-    assert_allclose(loss, as_bcewl, rtol=4 * np.finfo(dtype).eps, atol=0)
-
-
-@st.composite
-def bce_problems(draw):
-    dtype = draw(st.sampled_from(FLOAT_DTYPES))
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=8))
-    probs = draw(hnp.arrays(dtype, shape, elements=element_strategy(dtype, 0.0, 1.0)))
-    target = draw(hnp.arrays(dtype, shape, elements=element_strategy(dtype, 0.0, 1.0)))
-    return probs, target
+    assert_allclose(loss, as_bcewl, rtol=4 * np.finfo(scores.dtype).eps, atol=0)
 
 
 @PROPERTY_SETTINGS
-@given(bce_problems())
+@given(elementwise_problems("bce"))
 def test_property_bce(problem):
     probs, target = problem
-    dtype = probs.dtype.type
-    loss, grad = fastce.binary_cross_entropy(probs, target, reduction="none", return_grad=True)
-    assert loss.dtype == dtype and grad.dtype == dtype
-    assert np.all(np.isfinite(loss)) and np.all(loss >= 0) and np.all(loss <= 100.0 + 1e-5)
-    assert np.all(np.isfinite(grad))
+    loss, grad = checked_per_element(fastce.binary_cross_entropy, probs, target)
+    assert np.all(loss <= 100.0 + 1e-5) and np.all(np.isfinite(grad))
     expected, expected_grad = bce_oracle(probs, target)
-    assert_allclose(loss, expected, rtol=1e-12 if dtype == np.float64 else 2e-6, atol=2e-7)
-    assert_allclose(grad, expected_grad, rtol=1e-12 if dtype == np.float64 else 2e-6,
-                    atol=1e-12)
+    rtol = close_for(probs.dtype)["rtol"]
+    assert_allclose(loss, expected, rtol=rtol, atol=2e-7)
+    assert_allclose(grad, expected_grad, rtol=rtol, atol=1e-12)
     mean = fastce.binary_cross_entropy(probs, target)
     assert_allclose(mean, math.fsum(loss.astype(np.float64).ravel()) / probs.size
-                    if probs.size else 0.0, rtol=close_for(dtype)["rtol"], atol=2e-7)
+                    if probs.size else 0.0, rtol=rtol, atol=2e-7)
 
 
 @PROPERTY_SETTINGS
