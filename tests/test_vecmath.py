@@ -307,7 +307,36 @@ def _assert_within(errors, bound, x, got, expected, label):
         pytest.fail(f"{label}: {bad.size} points above {bound} ulp; worst: {shown}")
 
 
+def _assert_dense_sweep(variant, name, dtype, x, max_ulp, unit):
+    """The kernel `name` on every point of the sweep x, within max_ulp of the dtype's oracle
+    (_extended_errors, whose slack widens the float64 bound, or _float32_errors).
+
+    Returns (got, errors) for the callers' own checks on parts of the sweep.
+    """
+    got = _elementary(variant, name, x)
+    if dtype == np.float64:
+        errors, expected, slack = _extended_errors(name, x, got)
+        bound = max_ulp + slack
+    else:
+        assert got.dtype == np.float32
+        errors, expected = _float32_errors(name, x, got)
+        bound = max_ulp
+    _assert_within(errors, bound, x, got, expected,
+                   f"{variant} {np.dtype(dtype).name} {name}, dense ({x.size} points), {unit}")
+    return got, errors
+
+
 # ----------------------------------------------------------------------------- exp
+
+def _check_subnormal_exp(variant, dtype, x, got, errors):
+    """The exp results of the sweep's subnormal range are positive and below tiny. Their
+    errors are measured on the subnormal spacing, so they are reported apart."""
+    lo, hi = SUBNORMAL_RANGE[dtype]
+    sub = (x >= lo) & (x <= hi)
+    assert np.all((got[sub] > 0) & (got[sub] < np.finfo(dtype).tiny))
+    _report(f"{variant} {np.dtype(dtype).name} exp, subnormal results ({sub.sum()} points), "
+            "max ulp", errors[sub].max())
+
 
 def test_exp_float64_against_mpmath(variant):
     x = _exp_sweep(np.float64)
@@ -318,33 +347,11 @@ def test_exp_float64_against_mpmath(variant):
                    f"{variant} float64 exp vs mpmath ({points.size} points), max ulp")
 
 
-def test_exp_float64_dense_sweep(variant):
-    x = _exp_sweep(np.float64)
-    got = _elementary(variant, "exp", x)
-    errors, expected, slack = _extended_errors("exp", x, got)
-    bound = EXP_MAX_ULP[np.float64] + slack
-    _assert_within(errors, bound, x, got, expected,
-                   f"{variant} float64 exp, dense ({x.size} points), max ulp")
-    # The subnormal results are measured on the subnormal spacing; report them apart.
-    lo, hi = SUBNORMAL_RANGE[np.float64]
-    sub = (x >= lo) & (x <= hi)
-    assert np.all((got[sub] > 0) & (got[sub] < np.finfo(np.float64).tiny))
-    _report(f"{variant} float64 exp, subnormal results ({sub.sum()} points), max ulp",
-            errors[sub].max())
-
-
-def test_exp_float32_dense_sweep(variant):
-    x = _exp_sweep(np.float32)
-    got = _elementary(variant, "exp", x)
-    assert got.dtype == np.float32
-    errors, expected = _float32_errors("exp", x, got)
-    _assert_within(errors, EXP_MAX_ULP[np.float32], x, got, expected,
-                   f"{variant} float32 exp, dense ({x.size} points), max ulp")
-    lo, hi = SUBNORMAL_RANGE[np.float32]
-    sub = (x >= lo) & (x <= hi)
-    assert np.all((got[sub] > 0) & (got[sub] < np.finfo(np.float32).tiny))
-    _report(f"{variant} float32 exp, subnormal results ({sub.sum()} points), max ulp",
-            errors[sub].max())
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_exp_dense_sweep(variant, dtype):
+    x = _exp_sweep(dtype)
+    got, errors = _assert_dense_sweep(variant, "exp", dtype, x, EXP_MAX_ULP[dtype], "max ulp")
+    _check_subnormal_exp(variant, dtype, x, got, errors)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
@@ -415,21 +422,11 @@ def test_log1p_unit_float64_against_mpmath(variant):
                    "max relative ulp")
 
 
-def test_log1p_unit_float64_dense_sweep(variant):
-    u = _log1p_sweep(np.float64)
-    got = _elementary(variant, "log1p_unit", u)
-    errors, expected, slack = _extended_errors("log1p_unit", u, got)
-    _assert_within(errors, LOG1P_MAX_REL_ULP[np.float64] + slack, u, got, expected,
-                   f"{variant} float64 log1p_unit, dense ({u.size} points), max relative ulp")
-
-
-def test_log1p_unit_float32_dense_sweep(variant):
-    u = _log1p_sweep(np.float32)
-    got = _elementary(variant, "log1p_unit", u)
-    assert got.dtype == np.float32
-    errors, expected = _float32_errors("log1p_unit", u, got)
-    _assert_within(errors, LOG1P_MAX_REL_ULP[np.float32], u, got, expected,
-                   f"{variant} float32 log1p_unit, dense ({u.size} points), max relative ulp")
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_log1p_unit_dense_sweep(variant, dtype):
+    u = _log1p_sweep(dtype)
+    _assert_dense_sweep(variant, "log1p_unit", dtype, u, LOG1P_MAX_REL_ULP[dtype],
+                        "max relative ulp")
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
