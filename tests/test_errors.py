@@ -108,6 +108,13 @@ def cases_for_loss(fn_name):
         target = make_target() if target is None else target
         return (first, target), kwargs
 
+    def add_bad_value(problem, argument, make_valid, index, value):
+        """`argument` ("first" or a keyword) valid but for `value` at `index`: a ValueError
+        naming it, which only the kernel's pass over the values can find."""
+        name = first_name if argument == "first" else argument
+        add(problem, lambda: call(**{argument: with_value(make_valid(), index, value)}),
+            ValueError, word(name), checked_in_kernel=True)
+
     for dtype_name, convert in BAD_DTYPES.items():
         add(f"{first_name}-{dtype_name}",
             lambda convert=convert: call(first=convert(make_first())),
@@ -162,24 +169,16 @@ def cases_for_loss(fn_name):
         add(f"weight-shape-{weight_shape}",
             lambda ws=weight_shape: call(weight=np.ones(ws)), ValueError, word("weight"))
     for bad in (-1.0, -1e-300, np.nan, np.inf, -np.inf):
-        add(f"weight-{bad}",
-            lambda bad=bad: call(weight=with_value(np.ones(SHAPE), (3, 2), bad)),
-            ValueError, word("weight"), checked_in_kernel=True)
-        add(f"weight-broadcast-{bad}",
-            lambda bad=bad: call(weight=with_value(np.ones(N_CLASSES), 1, bad)),
-            ValueError, word("weight"), checked_in_kernel=True)
+        add_bad_value(f"weight-{bad}", "weight", lambda: np.ones(SHAPE), (3, 2), bad)
+        add_bad_value(f"weight-broadcast-{bad}", "weight", lambda: np.ones(N_CLASSES), 1, bad)
 
     if fn_name == "binary_cross_entropy_with_logits":
         for bad in (1.5, -0.5, 2.0, np.nan, np.inf, -np.inf):
-            add(f"target-{bad}",
-                lambda bad=bad: call(target=with_value(soft_target(), (4, 1), bad)),
-                ValueError, word("target"), checked_in_kernel=True)
-        add("target-int-2",
-            lambda: call(target=with_value(np.zeros(SHAPE, dtype=np.int64), (0, 3), 2)),
-            ValueError, word("target"), checked_in_kernel=True)
-        add("target-int-negative",
-            lambda: call(target=with_value(np.zeros(SHAPE, dtype=np.int8), (5, 0), -1)),
-            ValueError, word("target"), checked_in_kernel=True)
+            add_bad_value(f"target-{bad}", "target", soft_target, (4, 1), bad)
+        add_bad_value("target-int-2", "target", lambda: np.zeros(SHAPE, dtype=np.int64),
+                      (0, 3), 2)
+        add_bad_value("target-int-negative", "target", lambda: np.zeros(SHAPE, dtype=np.int8),
+                      (5, 0), -1)
         add("pos_weight-complex",
             lambda: call(pos_weight=np.ones(N_CLASSES, dtype=np.complex128)),
             TypeError, word("pos_weight"))
@@ -188,28 +187,19 @@ def cases_for_loss(fn_name):
                 lambda ps=pw_shape: call(pos_weight=np.ones(ps)),
                 ValueError, word("pos_weight"))
         for bad in (-1.0, np.nan, np.inf):
-            add(f"pos_weight-{bad}",
-                lambda bad=bad: call(pos_weight=with_value(np.ones(N_CLASSES), 2, bad)),
-                ValueError, word("pos_weight"), checked_in_kernel=True)
+            add_bad_value(f"pos_weight-{bad}", "pos_weight", lambda: np.ones(N_CLASSES), 2, bad)
 
     if fn_name == "binary_cross_entropy":
         for bad in (1.5, -0.1, -1e-300, 1.0 + 1e-15, np.nan, np.inf, -np.inf):
-            add(f"probs-{bad}",
-                lambda bad=bad: call(first=with_value(probs(), (2, 3), bad)),
-                ValueError, word("probs"), checked_in_kernel=True)
+            add_bad_value(f"probs-{bad}", "first", probs, (2, 3), bad)
         for bad in (1.5, -0.5, np.nan, np.inf):
-            add(f"target-{bad}",
-                lambda bad=bad: call(target=with_value(soft_target(), (1, 1), bad)),
-                ValueError, word("target"), checked_in_kernel=True)
+            add_bad_value(f"target-{bad}", "target", soft_target, (1, 1), bad)
 
     if fn_name == "logistic_loss":
         for bad in (0.0, 0.5, 2.0, -2.0, -1.0000001, np.nan, np.inf):
-            add(f"target-{bad}",
-                lambda bad=bad: call(target=with_value(sign_labels(), (5, 3), bad)),
-                ValueError, word("target"), checked_in_kernel=True)
-        add("target-int-0",
-            lambda: call(target=with_value(np.ones(SHAPE, dtype=np.int64), (0, 0), 0)),
-            ValueError, word("target"), checked_in_kernel=True)
+            add_bad_value(f"target-{bad}", "target", sign_labels, (5, 3), bad)
+        add_bad_value("target-int-0", "target", lambda: np.ones(SHAPE, dtype=np.int64),
+                      (0, 0), 0)
         add("target-01-labels",
             lambda: call(target=(sign_labels() > 0).astype(np.int64)),
             ValueError, word("target"), checked_in_kernel=True)
