@@ -87,9 +87,11 @@ def all_cases():
     return cases
 
 
-def make(family, case, rng, **kwargs):
+def make(family, case, seed, **kwargs):
+    """The (name, first, target, kwargs) problem of `case` in `family`, drawn from
+    default_rng(seed): a test's own seed, or a Generator that several problems share."""
     return {"bcewl": binary_case, "logistic": logistic_case, "ce": ce_case}[family](
-        case, rng, **kwargs)
+        case, np.random.default_rng(seed), **kwargs)
 
 
 def with_hessian(name, first, target, reduction="mean", **kwargs):
@@ -151,8 +153,7 @@ def closed_form(name, first, target, reduction, kwargs):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_hessian_matches_closed_form(family, case, reduction, dtype):
-    rng = np.random.default_rng(1)
-    name, first, target, kwargs = make(family, case, rng, dtype=dtype)
+    name, first, target, kwargs = make(family, case, 1, dtype=dtype)
     loss, grad, hess = with_hessian(name, first, target, reduction, **kwargs)
     assert hess.shape == first.shape and hess.dtype == dtype
     assert grad.shape == first.shape and grad.dtype == dtype
@@ -180,8 +181,7 @@ def test_cross_entropy_hessian_along_any_axis(axis, shape, reduction):
 @pytest.mark.parametrize("family, case", all_cases())
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_hessian_matches_finite_differences_of_the_gradient(family, case, reduction):
-    rng = np.random.default_rng(3)
-    name, first, target, kwargs = make(family, case, rng, shape=(5, 4))
+    name, first, target, kwargs = make(family, case, 3, shape=(5, 4))
     _, _, hess = with_hessian(name, first, target, reduction, **kwargs)
     function = getattr(fastce, name)
 
@@ -243,8 +243,7 @@ def torch_hessian_diagonal(torch, name, first, target, reduction, kwargs):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_hessian_matches_torch_autograd(family, case, reduction):
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(4)
-    name, first, target, kwargs = make(family, case, rng, shape=(5, 4))
+    name, first, target, kwargs = make(family, case, 4, shape=(5, 4))
     _, _, hess = with_hessian(name, first, target, reduction, **kwargs)
     expected = torch_hessian_diagonal(torch, name, first, target, reduction, kwargs)
     assert_allclose(hess, expected, rtol=1e-10, atol=1e-14)
@@ -286,8 +285,7 @@ def test_binary_hessian_matches_torch_double_backward():
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_same_loss_and_grad_as_return_grad(family, case, reduction, dtype):
-    rng = np.random.default_rng(7)
-    name, first, target, kwargs = make(family, case, rng, dtype=dtype)
+    name, first, target, kwargs = make(family, case, 7, dtype=dtype)
     function = getattr(fastce, name)
     loss, grad = function(first, target, reduction=reduction, return_grad=True, **kwargs)
     for return_grad in (False, True):
@@ -306,8 +304,7 @@ def test_same_loss_and_grad_as_return_grad(family, case, reduction, dtype):
 @pytest.mark.parametrize("family, case", all_cases())
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_matches_reference(family, case, dtype):
-    rng = np.random.default_rng(8)
-    name, first, target, kwargs = make(family, case, rng, dtype=dtype, scale=10.0)
+    name, first, target, kwargs = make(family, case, 8, dtype=dtype, scale=10.0)
     for reduction in REDUCTIONS:
         got = with_hessian(name, first, target, reduction, **kwargs)
         expected = getattr(reference, name)(first, target, reduction=reduction,
@@ -321,8 +318,7 @@ def test_matches_reference(family, case, dtype):
 
 @pytest.mark.parametrize("family, case", all_cases())
 def test_float32_is_close_to_float64(family, case):
-    rng = np.random.default_rng(9)
-    name, first, target, kwargs = make(family, case, rng, dtype=np.float32)
+    name, first, target, kwargs = make(family, case, 9, dtype=np.float32)
     _, _, hess32 = with_hessian(name, first, target, **kwargs)
     _, _, hess64 = with_hessian(name, first.astype(np.float64), target, **kwargs)
     assert hess32.dtype == np.float32 and hess64.dtype == np.float64
@@ -506,8 +502,7 @@ def test_hessian_is_nonnegative_and_bounded(family_case, reduction, dtype, scale
     """0 <= hess <= s * (weight factor) / 4 everywhere, and the sum over a row of the
     softmax Hessian's diagonal is at most the weight factor times s (sum p_c (1 - p_c) <= 1)."""
     family, case = family_case
-    name, first, target, kwargs = make(family, case, np.random.default_rng(seed),
-                                       dtype=dtype, scale=scale)
+    name, first, target, kwargs = make(family, case, seed, dtype=dtype, scale=scale)
     first = np.nan_to_num(first)
     _, _, hess = with_hessian(name, first, target, reduction, **kwargs)
     assert np.all(hess >= 0)
