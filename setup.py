@@ -15,6 +15,10 @@ OpenMP is detected by compiling and linking a tiny program with the compiler
 that builds the extensions; without it the kernels build serially (Cython's
 prange degrades to a plain loop) and a warning is printed.
 FASTCE_DISABLE_OPENMP=1 forces a serial build.
+
+The type stubs of the loss modules are generated from their run-time signatures
+(tools/stubgen.py): into the wheel by build_py, and beside the sources by an
+in-place build_ext.
 """
 import glob
 import os
@@ -26,6 +30,10 @@ import warnings
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+import stubgen  # noqa: E402  (tools/ is on the path only for the build)
 
 UNIX_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "-g0"]
 MSVC_FLAGS = ["/O2"]
@@ -138,6 +146,14 @@ def probe_openmp(compiler, compile_args, link_args):
     return True
 
 
+class BuildPy(build_py):
+    """Copy the Python sources, then write the generated stubs beside them."""
+
+    def run(self):
+        super().run()
+        stubgen.write_stubs("fastce", os.path.join(self.build_lib, "fastce"))
+
+
 class BuildExt(build_ext):
     """Per-compiler flags, OpenMP detection, then Cython, then the C build."""
 
@@ -209,6 +225,11 @@ class BuildExt(build_ext):
         self.extensions[:] = kept
         super().build_extensions()
 
+    def run(self):
+        super().run()
+        if self.inplace:  # (setuptools clears self.inplace while it builds)
+            stubgen.write_stubs("fastce", "fastce")
+
 
 # The C headers every module may include (_vecmath.h is an umbrella over the
 # _math_*.h family headers): listed as dependencies so that editing one
@@ -224,4 +245,4 @@ for module in KERNEL_MODULES:
             Extension(f"fastce._kernels.{module}_{variant}", [variant_source(module, variant)],
                       depends=HEADERS))
 
-setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})
+setup(ext_modules=extensions, cmdclass={"build_py": BuildPy, "build_ext": BuildExt})

@@ -8,8 +8,9 @@ imported on first access (PEP 562), so ``import fastce`` stays fast.
 import importlib as _importlib
 import importlib.machinery as _machinery
 import os as _os
+from typing import TYPE_CHECKING, Any
 
-from fastce._version import __version__
+from fastce._version import __version__ as __version__
 
 
 def _unbuilt_source_tree():
@@ -58,27 +59,20 @@ from fastce.softmax_losses import (  # noqa: E402
     softmax,
 )
 
+if TYPE_CHECKING:  # at run time, imported on first access (__getattr__ below)
+    from fastce import (  # noqa: F401
+        binary_losses, dask, information, linear, profiling, reference, reference_linear,
+        softmax_losses)
+    from fastce.profiling import ProfileAccumulator, ProfileReport, profile  # noqa: F401
+
+# Grouped by the module that defines them (a literal list, which type checkers read).
 __all__ = [
-    "binary_cross_entropy_with_logits",
-    "binary_cross_entropy",
-    "logistic_loss",
-    "sigmoid_focal_loss",
-    "cross_entropy",
-    "nll_loss",
-    "log_softmax",
-    "softmax",
-    "logsumexp",
-    "sigmoid",
-    "log_sigmoid",
-    "entropy",
-    "kl_divergence",
-    "kl_divergence_with_logits",
-    "js_divergence",
-    "categorical_cross_entropy",
-    "kl_div",
-    "profile",
-    "ProfileAccumulator",
-    "ProfileReport",
+    "binary_cross_entropy_with_logits", "binary_cross_entropy", "logistic_loss",
+    "sigmoid_focal_loss", "sigmoid", "log_sigmoid",  # binary_losses
+    "cross_entropy", "nll_loss", "log_softmax", "softmax", "logsumexp",  # softmax_losses
+    "entropy", "kl_divergence", "kl_divergence_with_logits", "js_divergence",
+    "categorical_cross_entropy", "kl_div",  # information
+    "profile", "ProfileAccumulator", "ProfileReport",  # profiling, imported on first use
     "show_config",
 ]
 
@@ -104,21 +98,22 @@ _LAZY_NAMES = {
 }
 
 
-def __getattr__(name):
-    """Import public submodules (fastce.reference, fastce.linear, ...) and the
-    profiling names (fastce.profile, ...) on first access."""
-    if name in _LAZY_NAMES:
-        return getattr(_importlib.import_module(_LAZY_NAMES[name]), name)
-    if not name.startswith("_") and name in _public_submodules():
-        return _importlib.import_module(f"fastce.{name}")
-    raise AttributeError(f"module 'fastce' has no attribute {name!r}")
+if not TYPE_CHECKING:  # (a type checker would take any name for a lazy one)
+    def __getattr__(name):
+        """Import public submodules (fastce.reference, fastce.linear, ...) and the
+        profiling names (fastce.profile, ...) on first access."""
+        if name in _LAZY_NAMES:
+            return getattr(_importlib.import_module(_LAZY_NAMES[name]), name)
+        if not name.startswith("_") and name in _public_submodules():
+            return _importlib.import_module(f"fastce.{name}")
+        raise AttributeError(f"module 'fastce' has no attribute {name!r}")
 
 
 def __dir__():
     return sorted(set(globals()) | _public_submodules() | set(_LAZY_NAMES))
 
 
-def show_config(print_out=True):
+def show_config(print_out: bool = True) -> dict[str, Any]:
     """Report the version, OpenMP support and threads; print it and return a dict."""
     import numpy
     config = {

@@ -113,16 +113,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_mark_forked_child)
 
 
+def _exact_index(value, message):
+    """value as an int, by operator.index (so no float, not even 1.0) and not a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"{message}, got {value!r}")
+
+
 def resolve_threads(n_threads):
     """n_threads as the kernels take it; always 1 in a forked child (see above)."""
     if n_threads is None:
         return 1 if _forked_child else max(1, _config.max_threads())
-    if isinstance(n_threads, (bool, np.bool_)):
-        raise TypeError(f"n_threads must be an int >= 1 or None, got {n_threads!r}")
-    try:
-        value = operator.index(n_threads)
-    except TypeError:
-        raise TypeError(f"n_threads must be an int >= 1 or None, got {n_threads!r}") from None
+    value = _exact_index(n_threads, "n_threads must be an int >= 1 or None")
     if value < 1:
         raise ValueError(f"n_threads must be >= 1 or None, got {n_threads!r}")
     if _forked_child:
@@ -132,12 +137,7 @@ def resolve_threads(n_threads):
 
 
 def normalize_axis(axis, ndim, name="axis"):
-    if isinstance(axis, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got {axis!r}")
-    try:
-        value = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {axis!r}") from None
+    value = _exact_index(axis, f"{name} must be an int")
     if ndim == 0 or not -ndim <= value < ndim:
         raise ValueError(f"{name}={axis!r} is out of range for an array of {ndim} dimension(s)")
     return value % ndim

@@ -22,6 +22,9 @@ ENTROPY = FASTCE_ENTROPY
 KL = FASTCE_KL
 JS = FASTCE_JS
 CATEGORICAL_CE = FASTCE_CATEGORICAL_CE
+# InformationTask.kind of an elementwise kl_div call (the measures' kinds are >= 0).
+cdef enum:
+    _ELEMENTWISE_KL_DIV = -1
 
 
 cdef struct InformationTask:
@@ -69,14 +72,6 @@ cdef double _information_rows(const floating* p__nc, const InformationTask* task
         if value__n != NULL:
             value__n[row] = <floating>row_value
     return total
-
-
-cdef double _information_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
-                              void* thread_scratch, BlockResult* result) noexcept nogil:
-    cdef const InformationTask* measure = <const InformationTask*>task
-    if measure.is_double:
-        return _information_rows(<const double*>measure.p, measure, start, stop, result)
-    return _information_rows(<const float*>measure.p, measure, start, stop, result)
 
 
 def information_kernel(int kind, p, q, Py_ssize_t n_classes, double scale, value_out,
@@ -142,12 +137,17 @@ cdef double _kl_div_block(const floating* input__e, const InformationTask* task,
     return total
 
 
-cdef double _kl_div_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
-                         void* thread_scratch, BlockResult* result) noexcept nogil:
-    cdef const InformationTask* divergence = <const InformationTask*>task
-    if divergence.is_double:
-        return _kl_div_block(<const double*>divergence.p, divergence, start, stop, result)
-    return _kl_div_block(<const float*>divergence.p, divergence, start, stop, result)
+cdef double _information_body(const void* task, Py_ssize_t start, Py_ssize_t stop,
+                              void* thread_scratch, BlockResult* result) noexcept nogil:
+    """The block body of both calls: rows of a measure, or elements of kl_div."""
+    cdef const InformationTask* measure = <const InformationTask*>task
+    if measure.kind == _ELEMENTWISE_KL_DIV:
+        if measure.is_double:
+            return _kl_div_block(<const double*>measure.p, measure, start, stop, result)
+        return _kl_div_block(<const float*>measure.p, measure, start, stop, result)
+    if measure.is_double:
+        return _information_rows(<const double*>measure.p, measure, start, stop, result)
+    return _information_rows(<const float*>measure.p, measure, start, stop, result)
 
 
 def kl_div_kernel(x, target, bint log_target, loss_out, grad_out, double grad_scale,
@@ -160,6 +160,7 @@ def kl_div_kernel(x, target, bint log_target, loss_out, grad_out, double grad_sc
     cdef BlockTotals totals
     if n == 0:
         return 0.0, -1
+    task.kind = _ELEMENTWISE_KL_DIV
     task.is_double = typenum == cnp.NPY_FLOAT64
     task.p = array_data(x, typenum, n, False)
     task.q = array_data(target, typenum, n, False)
@@ -168,5 +169,5 @@ def kl_div_kernel(x, target, bint log_target, loss_out, grad_out, double grad_sc
     task.grad = array_data(grad_out, typenum, n, True)
     task.scale = grad_scale
     with nogil:
-        run_blocks(_kl_div_body, &task, n, BLOCK_ELEMENTS, n, n_threads, 0, &totals)
+        run_blocks(_information_body, &task, n, BLOCK_ELEMENTS, n, n_threads, 0, &totals)
     return totals.loss, totals.bad

@@ -427,23 +427,22 @@ static FASTCE_ALWAYS_INLINE int fastce_label_issue_typed(
     return 1;
 }
 
-/* The dispatchers: one specialised copy of each row function per dtype. */
-static inline void fastce_logits_row_stats(const void *row, int is_f32, ptrdiff_t n_classes,
-                                           int64_t label, fastce_sample_stats *out)
+/* The dispatchers: one specialised copy of each row function per dtype and kind
+   (each _typed call below has constant flags, so it inlines into its own copy). */
+static inline void fastce_row_stats(const void *row, int is_f32, int is_logit,
+                                    ptrdiff_t n_classes, int64_t label,
+                                    fastce_sample_stats *out)
 {
-    if (is_f32)
-        fastce_logits_row_stats_typed(row, 1, n_classes, label, out);
-    else
-        fastce_logits_row_stats_typed(row, 0, n_classes, label, out);
-}
-
-static inline void fastce_probs_row_stats(const void *row, int is_f32, ptrdiff_t n_classes,
-                                          int64_t label, fastce_sample_stats *out)
-{
-    if (is_f32)
+    if (is_logit) {
+        if (is_f32)
+            fastce_logits_row_stats_typed(row, 1, n_classes, label, out);
+        else
+            fastce_logits_row_stats_typed(row, 0, n_classes, label, out);
+    } else if (is_f32) {
         fastce_probs_row_stats_typed(row, 1, n_classes, label, out);
-    else
+    } else {
         fastce_probs_row_stats_typed(row, 0, n_classes, label, out);
+    }
 }
 
 static inline int fastce_label_issue(const void *row, int is_f32, int is_logit,

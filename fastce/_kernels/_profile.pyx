@@ -27,10 +27,8 @@ cdef extern from "_profile.h" nogil:
     enum:
         FASTCE_EXACT_SIZE
         FASTCE_EXACT_NAN
-    void fastce_logits_row_stats(const void* row, int is_f32, Py_ssize_t n_classes,
-                                 int64_t label, fastce_sample_stats* out) noexcept
-    void fastce_probs_row_stats(const void* row, int is_f32, Py_ssize_t n_classes,
-                                int64_t label, fastce_sample_stats* out) noexcept
+    void fastce_row_stats(const void* row, int is_f32, int is_logit, Py_ssize_t n_classes,
+                          int64_t label, fastce_sample_stats* out) noexcept
     Py_ssize_t fastce_probs_row_invalid(const void* row, int is_f32,
                                         Py_ssize_t n_classes) noexcept
     void fastce_binary_stats(double x, int is_logit, int64_t label,
@@ -151,9 +149,7 @@ cdef void _stats_block(int kind, const char* data, int is_f32, Py_ssize_t itemsi
                     if bad[0] < 0:
                         bad[0], bad_kind[0] = i * n_classes + bad_class, BAD_PREDICTION_
                     continue
-                fastce_probs_row_stats(row, is_f32, n_classes, label, &one)
-            else:
-                fastce_logits_row_stats(row, is_f32, n_classes, label, &one)
+            fastce_row_stats(row, is_f32, kind != ROWS_PROBS_, n_classes, label, &one)
         else:
             if not _label_ok(label, 2):
                 if bad[0] < 0:

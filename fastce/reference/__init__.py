@@ -257,6 +257,42 @@ def _masked(mask, values, fill):
     return values if mask is None else np.where(mask, values, fill)
 
 
+def _distribution_pair(p, q, axis):
+    """(p's compute dtype, p and q as float64 distributions with `axis` last)."""
+    dtype = _compute_dtype(np.asarray(p), "p")
+    x = _distributions(p, "p", axis)
+    _same_shape(p, q, "p", "q")
+    return dtype, x, _distributions(q, "q", axis)
+
+
+def _classes_last(x, name, axis, weight):
+    """x in float64 with its class axis moved last, and the class weights (ones if None)."""
+    values = np.moveaxis(x.astype(np.float64), axis, -1)
+    n_classes = values.shape[-1]
+    if n_classes == 0:
+        raise ValueError(f"{name}: the class axis is empty")
+    w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    if w.shape != (n_classes,):
+        raise ValueError(f"weight must have shape ({n_classes},), got {w.shape}")
+    return values, w
+
+
+def _elementwise_inputs(x, name, target, where, target_fill):
+    """(compute dtype, x and target in float64, the where mask) of an elementwise loss.
+
+    Masked elements get the neutral value 0.0 in x and `target_fill` in the target,
+    so that they pass the value checks and contribute 0.
+    """
+    x = np.asarray(x)
+    dtype = _compute_dtype(x, name)
+    values = x.astype(np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    if y.shape != values.shape:
+        raise ValueError(f"target must have the {name}' shape {values.shape}, got {y.shape}")
+    mask = _where_mask(where, values.shape)
+    return dtype, _masked(mask, values, 0.0), _masked(mask, y, target_fill), mask
+
+
 def _masked_count(mask, size):
     """The mean's denominator of an elementwise loss: the number of unmasked elements."""
     return size if mask is None else int(np.count_nonzero(mask))
@@ -281,14 +317,7 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     number of True elements instead.
     """
     _check_reduction(reduction)
-    logits = np.asarray(logits)
-    dtype = _compute_dtype(logits, "logits")
-    z = logits.astype(np.float64)
-    y = np.asarray(target, dtype=np.float64)
-    if y.shape != z.shape:
-        raise ValueError(f"target must have the logits' shape {z.shape}, got {y.shape}")
-    mask = _where_mask(where, z.shape)
-    z, y = _masked(mask, z, 0.0), _masked(mask, y, 0.0)
+    dtype, z, y, mask = _elementwise_inputs(logits, "logits", target, where, 0.0)
     pw = 1.0
     if pos_weight is not None:
         pos_weight = np.asarray(pos_weight, np.float64)
@@ -359,14 +388,7 @@ def logistic_loss(scores, target, *, weight=None, reduction="mean", return_grad=
     gradient and Hessian, are not checked, and "mean" divides by the number of True elements.
     """
     _check_reduction(reduction)
-    scores = np.asarray(scores)
-    dtype = _compute_dtype(scores, "scores")
-    s = scores.astype(np.float64)
-    y = np.asarray(target, dtype=np.float64)
-    if y.shape != s.shape:
-        raise ValueError(f"target must have the scores' shape {s.shape}, got {y.shape}")
-    mask = _where_mask(where, s.shape)
-    s, y = _masked(mask, s, 0.0), _masked(mask, y, 1.0)
+    dtype, s, y, mask = _elementwise_inputs(scores, "scores", target, where, 1.0)
     if not np.all((y == 1) | (y == -1)):
         raise ValueError("target: logistic_loss labels must be -1 or +1")
     w = 1.0 if weight is None else np.broadcast_to(np.asarray(weight, np.float64), s.shape)
@@ -409,16 +431,9 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
         raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
     if not alpha <= 1.0:
         raise ValueError(f"alpha must be <= 1 (or < 0 to turn the alpha factor off), got {alpha!r}")
-    logits = np.asarray(logits)
-    dtype = _compute_dtype(logits, "logits")
-    target = np.asarray(target)
-    _compute_dtype(target, "target")
-    z = logits.astype(np.float64)
-    y = target.astype(np.float64)
-    if y.shape != z.shape:
-        raise ValueError(f"target must have the logits' shape {z.shape}, got {y.shape}")
-    mask = _where_mask(where, z.shape)
-    z, y = _masked(mask, z, 0.0), _masked(mask, y, 0.0)
+    _compute_dtype(np.asarray(logits), "logits")
+    _compute_dtype(np.asarray(target), "target")  # (the others take any real target)
+    dtype, z, y, mask = _elementwise_inputs(logits, "logits", target, where, 0.0)
     if not np.all((y >= 0) & (y <= 1)):
         raise ValueError("target must lie in [0, 1] (and not be NaN)")
 
@@ -487,13 +502,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     logits = np.asarray(logits)
     target = np.asarray(target)
     dtype = _compute_dtype(logits, "logits")
-    z = np.moveaxis(logits.astype(np.float64), axis, -1)
-    n_classes = z.shape[-1]
-    if n_classes == 0:
-        raise ValueError("logits: the class axis is empty")
-    w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
-    if w.shape != (n_classes,):
-        raise ValueError(f"weight must have shape ({n_classes},), got {w.shape}")
+    z, w = _classes_last(logits, "logits", axis, weight)
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
@@ -838,10 +847,7 @@ def kl_divergence(p, q, *, axis=-1, base=None, reduction="mean", n_threads=None)
     have the same shape; the compute dtype is p's. "mean" is the mean over rows.
     """
     _check_reduction(reduction)
-    dtype = _compute_dtype(np.asarray(p), "p")
-    x = _distributions(p, "p", axis)
-    _same_shape(p, q, "p", "q")
-    y = _distributions(q, "q", axis)
+    dtype, x, y = _distribution_pair(p, q, axis)
     divisor = _log_base(base)
     rows = np.sum(_relative_entropy_terms(x, y), axis=-1) / divisor
     return _reduce(rows, None, reduction, rows.size, dtype, None)
@@ -908,10 +914,7 @@ def js_divergence(p, q, *, axis=-1, base=None, reduction="mean", n_threads=None)
     p and q must lie in [0, 1] and have the same shape; the compute dtype is p's.
     """
     _check_reduction(reduction)
-    dtype = _compute_dtype(np.asarray(p), "p")
-    x = _distributions(p, "p", axis)
-    _same_shape(p, q, "p", "q")
-    y = _distributions(q, "q", axis)
+    dtype, x, y = _distribution_pair(p, q, axis)
     divisor = _log_base(base)
     both = x + y
     terms = _times(x, _log_ratio(2.0 * x, both)) + _times(y, _log_ratio(2.0 * y, both))
@@ -928,10 +931,7 @@ def categorical_cross_entropy(p, q, *, axis=-1, reduction="mean", n_threads=None
     kl_divergence(p, q). p and q must lie in [0, 1] and have the same shape; the compute dtype is p's.
     """
     _check_reduction(reduction)
-    dtype = _compute_dtype(np.asarray(p), "p")
-    x = _distributions(p, "p", axis)
-    _same_shape(p, q, "p", "q")
-    y = _distributions(q, "q", axis)
+    dtype, x, y = _distribution_pair(p, q, axis)
     rows = -np.sum(_times(x, np.maximum(np.log(y), -100.0)), axis=-1)
     return _reduce(rows, None, reduction, rows.size, dtype, None)
 
@@ -958,13 +958,8 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100, reduction="me
     dtype = _compute_dtype(log_probs, "log_probs")
     if not np.issubdtype(target.dtype, np.integer):
         raise TypeError(f"target: nll_loss needs integer class indices, got dtype {target.dtype}")
-    x = np.moveaxis(log_probs.astype(np.float64), axis, -1)
+    x, w = _classes_last(log_probs, "log_probs", axis, weight)
     n_classes = x.shape[-1]
-    if n_classes == 0:
-        raise ValueError("log_probs: the class axis is empty")
-    w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
-    if w.shape != (n_classes,):
-        raise ValueError(f"weight must have shape ({n_classes},), got {w.shape}")
     if target.shape != x.shape[:-1]:
         raise ValueError(f"target: class indices must have the log_probs' shape without the "
                          f"class axis {x.shape[:-1]}, got {target.shape}")

@@ -20,11 +20,11 @@ Validation is light but covers what the contract names: y labels, sample
 weights (finite and >= 0), shapes, l2 and chunk_size.
 """
 
-import operator
 
 import numpy as np
 
 from fastce import reference
+from fastce._api.validation import check_int
 from fastce.reference import _quiet, _sigmoid, _softmax_parts, _softplus, _times
 
 __all__ = ["logistic_regression_loss", "softmax_regression_loss", "fused_linear_cross_entropy"]
@@ -88,20 +88,6 @@ def _l2(l2):
     value = float(l2)
     if not (np.isfinite(value) and value >= 0):
         raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")
-    return value
-
-
-def _check_chunk_size(chunk_size):
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, (bool, np.bool_)):
-        raise TypeError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
-    try:
-        value = operator.index(chunk_size)
-    except TypeError:
-        raise TypeError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}") from None
-    if value < 1:
-        raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size!r}")
     return value
 
 
@@ -233,7 +219,8 @@ def fused_linear_cross_entropy(hidden, weight, target, *, bias=None, ignore_inde
     reduction "none" returns per-sample losses (N,) and the gradients of their sum.
     """
     reference._check_reduction(reduction)
-    _check_chunk_size(chunk_size)
+    if chunk_size is not None:  # the same rule as fastce.linear's
+        check_int(chunk_size, "chunk_size", "a positive int", lowest=1)
     hidden = np.asarray(hidden)
     weight = np.asarray(weight)
     dtype = _float_dtype(hidden.dtype, "hidden")
