@@ -82,24 +82,15 @@ def information_kernel(int kind, p, q, Py_ssize_t n_classes, double scale, value
     ``value_out`` (one per row, or None) has p's dtype. Returns
     ``(sum_of_row_values, first_bad_flat_position)``.
     """
-    cdef int typenum = float_typenum(p)
     cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
     cdef Py_ssize_t n_rows = size // n_classes if n_classes > 0 else 0
     cdef InformationTask task
-    cdef BlockTotals totals
     if n_rows == 0:
         return 0.0, -1
     task.kind = kind
-    task.is_double = typenum == cnp.NPY_FLOAT64
-    task.p = array_data(p, typenum, size, False)
-    task.q = array_data(q, typenum, size, False)
     task.n_classes = n_classes
     task.scale = scale
-    task.values = array_data(value_out, typenum, n_rows, True)
-    with nogil:
-        run_blocks(_information_body, &task, n_rows, rows_per_block(n_classes), size, n_threads,
-                   0, &totals)
-    return totals.loss, totals.bad
+    return _run(&task, p, q, value_out, None, n_rows, rows_per_block(n_classes), n_threads)
 
 
 # ------------------------------------------------ torch's elementwise kl_div
@@ -154,20 +145,28 @@ def kl_div_kernel(x, target, bint log_target, loss_out, grad_out, double grad_sc
                   int n_threads):
     """torch's elementwise kl_div over C-contiguous arrays of one dtype and
     size. Returns ``(sum, first_bad_flat_position)``."""
-    cdef int typenum = float_typenum(x)
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     cdef InformationTask task
-    cdef BlockTotals totals
     if n == 0:
         return 0.0, -1
     task.kind = _ELEMENTWISE_KL_DIV
-    task.is_double = typenum == cnp.NPY_FLOAT64
-    task.p = array_data(x, typenum, n, False)
-    task.q = array_data(target, typenum, n, False)
     task.log_target = log_target
-    task.values = array_data(loss_out, typenum, n, True)
-    task.grad = array_data(grad_out, typenum, n, True)
     task.scale = grad_scale
+    return _run(&task, x, target, loss_out, grad_out, n, BLOCK_ELEMENTS, n_threads)
+
+
+cdef tuple _run(InformationTask* task, p, q, values_out, grad_out, Py_ssize_t n_values,
+                Py_ssize_t block, int n_threads):
+    """Point ``task`` at the arrays (p's dtype and size; ``n_values`` rows or elements
+    of ``values_out``) and run it. Returns ``(sum, first_bad_flat_position)``."""
+    cdef int typenum = float_typenum(p)
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(p)
+    cdef BlockTotals totals
+    task.is_double = typenum == cnp.NPY_FLOAT64
+    task.p = array_data(p, typenum, size, False)
+    task.q = array_data(q, typenum, size, False)
+    task.values = array_data(values_out, typenum, n_values, True)
+    task.grad = array_data(grad_out, typenum, size, True)
     with nogil:
-        run_blocks(_information_body, &task, n, BLOCK_ELEMENTS, n, n_threads, 0, &totals)
+        run_blocks(_information_body, task, n_values, block, size, n_threads, 0, &totals)
     return totals.loss, totals.bad
