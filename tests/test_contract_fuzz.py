@@ -434,6 +434,14 @@ def error_problem(func, exc_types, names, position=None):
     return f"no error; returned {_short(result)}"
 
 
+def assert_rejected(call, exc_types, names, what, position=None):
+    """call.invoke() raises one of exc_types naming every name (and the position), and
+    leaves every input as it was; `what` describes the bad input for the failure message."""
+    before = snapshot(call)
+    problem = error_problem(call.invoke, exc_types, names, position)
+    assert problem is None, f"{what}: {problem}"
+    assert not changed_inputs(call, before), f"inputs modified: {changed_inputs(call, before)}"
+
 def _short(result):
     text = repr(result)
     return text if len(text) < 200 else text[:200] + "..."
@@ -489,37 +497,34 @@ BAD_DTYPES = {
 }
 
 
-@pytest.mark.parametrize("fn", ALL)
-@FAST
-@given(data=st.data())
-def test_unsupported_dtype_is_type_error_naming_argument(fn, data):
+def draw_dense_call_and_argument(fn, data):
+    """(spec, call, name): a valid float32/float64 call of fn on dense arrays (the tests
+    convert the argument with np.asarray), and one of its array arguments."""
     spec = data.draw(specs(fn, dtypes=["float32", "float64"]), label="spec")
     spec["sparse"] = False
     call = build(spec)
     name = data.draw(st.sampled_from([n for n, _ in call.arrays()]), label="argument")
+    return spec, call, name
+
+@pytest.mark.parametrize("fn", ALL)
+@FAST
+@given(data=st.data())
+def test_unsupported_dtype_is_type_error_naming_argument(fn, data):
+    _, call, name = draw_dense_call_and_argument(fn, data)
     bad = data.draw(st.sampled_from(sorted(BAD_DTYPES)), label="bad dtype")
     call.replace(name, BAD_DTYPES[bad](call.get(name)))
-    before = snapshot(call)
-    problem = error_problem(call.invoke, (TypeError,), [name])
-    assert problem is None, f"{name} as {bad}: {problem}"
-    assert not changed_inputs(call, before)
+    assert_rejected(call, (TypeError,), [name], f"{name} as {bad}")
 
 
 @pytest.mark.parametrize("fn", ALL)
 @FAST
 @given(data=st.data())
 def test_masked_array_is_type_error_naming_argument(fn, data):
-    spec = data.draw(specs(fn, dtypes=["float32", "float64"]), label="spec")
-    spec["sparse"] = False
-    call = build(spec)
-    name = data.draw(st.sampled_from([n for n, _ in call.arrays()]), label="argument")
+    spec, call, name = draw_dense_call_and_argument(fn, data)
     value = np.asarray(call.get(name))
     mask = np.asarray(np.random.default_rng(spec["seed"]).random(value.shape) < 0.3)
     call.replace(name, np.ma.masked_array(value, mask=mask))
-    before = snapshot(call)
-    problem = error_problem(call.invoke, (TypeError,), [name])
-    assert problem is None, f"{name} as a masked array: {problem}"
-    assert not changed_inputs(call, before)
+    assert_rejected(call, (TypeError,), [name], f"{name} as a masked array")
 
 
 # --------------------------------------------------------------------------
@@ -593,10 +598,7 @@ def test_bad_value_is_value_error_with_argument_and_position(fn, data):
     if fn in BINARY and name == "weight" and np.shape(call.get("weight")) != \
             np.shape(call.get(call.data)):
         position = None  # a broadcast weight's position is reported in the data's shape
-    before = snapshot(call)
-    problem = error_problem(call.invoke, (ValueError,), [name], position)
-    assert problem is None, f"{name}={value!r} at {position}: {problem}"
-    assert not changed_inputs(call, before), f"inputs modified: {changed_inputs(call, before)}"
+    assert_rejected(call, (ValueError,), [name], f"{name}={value!r} at {position}", position)
 
 
 # --------------------------------------------------------------------------
@@ -630,11 +632,8 @@ def test_bad_out_is_value_error(fn, data):
     if kind in ("F", "strided") and out.flags.c_contiguous:
         out = np.zeros((2,) + shape, cdtype)  # contiguous after all: use a wrong shape
     call.kwargs[call.out_kw] = out
-    before = snapshot(call)
     types = (ValueError, TypeError) if kind == "list" else (ValueError,)
-    problem = error_problem(call.invoke, types, [call.out_kw])
-    assert problem is None, f"{call.out_kw} {kind}: {problem}"
-    assert not changed_inputs(call, before)
+    assert_rejected(call, types, [call.out_kw], f"{call.out_kw} {kind}")
 
 
 # --------------------------------------------------------------------------
@@ -688,10 +687,7 @@ def test_bad_keyword_raises_naming_it(fn, keyword, i, data):
         ndim = np.ndim(call.get(call.data))
         value = ndim if value == "ndim" else -ndim - 1
     call.replace(keyword, value)
-    before = snapshot(call)
-    problem = error_problem(call.invoke, types, [keyword])
-    assert problem is None, f"{keyword}={value!r}: {problem}"
-    assert not changed_inputs(call, before)
+    assert_rejected(call, types, [keyword], f"{keyword}={value!r}")
 
 
 # --------------------------------------------------------------------------
@@ -846,6 +842,19 @@ def report(problems):
                      for case, problem in problems)
 
 
+def assert_batches_meet_contract(kind, cases_strategy, combos, what):
+    """BATCH examples of a batch holding one drawn case per combo (cases_strategy(*combo)),
+    each batch run in a child (run_batch); fails with the cases that break the contract."""
+    @BATCH
+    @given(st.tuples(*[cases_strategy(*combo) for combo in combos]))
+    def run(cases):
+        problems = run_batch(kind, list(cases))
+        assert not problems, f"{len(problems)} {what} case(s) break the contract:\n" \
+            + report(problems)
+
+    run()
+
+
 # --------------------------------------------------------------------------
 # 9. Aliasing of grad_out/out
 # --------------------------------------------------------------------------
@@ -963,16 +972,7 @@ def alias_case(case):
 
 
 def test_grad_out_aliasing_in_a_child_process():
-    combos = alias_combinations()
-
-    @BATCH
-    @given(st.tuples(*[alias_cases(*combo) for combo in combos]))
-    def run(cases):
-        problems = run_batch("alias", list(cases))
-        assert not problems, f"{len(problems)} aliasing case(s) break the contract:\n" \
-            + report(problems)
-
-    run()
+    assert_batches_meet_contract("alias", alias_cases, alias_combinations(), "aliasing")
 
 
 # --------------------------------------------------------------------------
@@ -1030,12 +1030,4 @@ def csr_cases(draw, fn, mutation, return_grad):
 def test_malformed_csr_in_a_child_process():
     combos = [(fn, m, g) for fn in ("logistic_regression_loss", "softmax_regression_loss")
               for m in CSR_MUTATIONS for g in (False, True)]
-
-    @BATCH
-    @given(st.tuples(*[csr_cases(*combo) for combo in combos]))
-    def run(cases):
-        problems = run_batch("csr", list(cases))
-        assert not problems, f"{len(problems)} malformed-CSR case(s) break the contract:\n" \
-            + report(problems)
-
-    run()
+    assert_batches_meet_contract("csr", csr_cases, combos, "malformed-CSR")
