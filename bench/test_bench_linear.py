@@ -82,13 +82,16 @@ def unfused_forward(hidden, weight, target):
     return fastce.cross_entropy(hidden @ weight.T, target)
 
 
-FUSED_IMPLEMENTATIONS = {
-    "fused": lambda h, w, t: linear.fused_linear_cross_entropy(h, w, t, return_grad=True),
-    "unfused": unfused_linear_cross_entropy,
-}
-FORWARD_IMPLEMENTATIONS = {
-    "fused": lambda h, w, t: linear.fused_linear_cross_entropy(h, w, t),
-    "unfused": unfused_forward,
+# pass: {implementation: function of (hidden, weight, target)}
+FUSED_PASSES = {
+    "forward+grad": {
+        "fused": lambda h, w, t: linear.fused_linear_cross_entropy(h, w, t, return_grad=True),
+        "unfused": unfused_linear_cross_entropy,
+    },
+    "forward": {
+        "fused": lambda h, w, t: linear.fused_linear_cross_entropy(h, w, t),
+        "unfused": unfused_forward,
+    },
 }
 
 
@@ -103,17 +106,10 @@ def fused_case():
     return hidden, weight, target
 
 
-@pytest.mark.parametrize("impl", list(FUSED_IMPLEMENTATIONS))
-def test_fused_linear_cross_entropy_forward_grad(benchmark, fused_case, impl):
+@pytest.mark.parametrize("pass_name, impl",
+                         [(p, impl) for p in FUSED_PASSES for impl in FUSED_PASSES[p]])
+def test_fused_linear_cross_entropy(benchmark, fused_case, pass_name, impl):
     hidden, weight, target = fused_case
-    benchmark.group = (f"linear CE forward+grad N={hidden.shape[0]} H={hidden.shape[1]} "
+    benchmark.group = (f"linear CE {pass_name} N={hidden.shape[0]} H={hidden.shape[1]} "
                        f"V={weight.shape[0]} f32 (scale {SCALE})")
-    benchmark(FUSED_IMPLEMENTATIONS[impl], hidden, weight, target)
-
-
-@pytest.mark.parametrize("impl", list(FORWARD_IMPLEMENTATIONS))
-def test_fused_linear_cross_entropy_forward(benchmark, fused_case, impl):
-    hidden, weight, target = fused_case
-    benchmark.group = (f"linear CE forward N={hidden.shape[0]} H={hidden.shape[1]} "
-                       f"V={weight.shape[0]} f32 (scale {SCALE})")
-    benchmark(FORWARD_IMPLEMENTATIONS[impl], hidden, weight, target)
+    benchmark(FUSED_PASSES[pass_name][impl], hidden, weight, target)

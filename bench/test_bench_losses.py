@@ -16,11 +16,15 @@ IMPLEMENTATIONS = {"fastce": fastce, "reference": reference}
 
 @pytest.fixture(scope="module", params=list(SOFTMAX_SHAPES))
 def softmax_case(request, rng):
+    """One benchmark shape: its name, logits and class targets, and a distribution over the
+    classes (for the information-theory functions)."""
     rows, n_classes, dtype = SOFTMAX_SHAPES[request.param]
     rows = scaled_rows(rows)
     logits = (rng.standard_normal((rows, n_classes)) * 3).astype(dtype)
     target = rng.integers(0, n_classes, rows)
-    return request.param, logits, target
+    probabilities = reference.softmax(logits.astype(np.float64) * 0.5).astype(dtype)
+    return {"name": request.param, "logits": logits, "target": target,
+            "probabilities": probabilities}
 
 
 @pytest.fixture(scope="module")
@@ -31,40 +35,47 @@ def bce_case(rng):
     return logits, target
 
 
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_cross_entropy_forward(benchmark, softmax_case, impl):
-    name, logits, target = softmax_case
-    benchmark.group = f"{name} forward (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].cross_entropy, logits, target)
+def measure(benchmark, impl, function, args, kwargs, group):
+    """Time IMPLEMENTATIONS[impl].<function>(*args, **kwargs) in the group `group`."""
+    benchmark.group = f"{group} (scale {SCALE})"
+    benchmark(getattr(IMPLEMENTATIONS[impl], function), *args, **kwargs)
+
+
+# id: (function, the softmax_case arrays it takes, keyword arguments, group label)
+SOFTMAX_BENCHMARKS = {
+    "cross_entropy_forward": ("cross_entropy", ("logits", "target"), {}, "forward"),
+    "cross_entropy_forward_grad": ("cross_entropy", ("logits", "target"),
+                                   {"return_grad": True}, "forward+grad"),
+    "log_softmax": ("log_softmax", ("logits",), {}, "log_softmax"),
+    "kl_with_logits_forward_grad": ("kl_divergence_with_logits", ("probabilities", "logits"),
+                                    {"return_grad": True}, "kl_divergence_with_logits+grad"),
+    "entropy": ("entropy", ("probabilities",), {}, "entropy"),
+    "cross_entropy_hessian": ("cross_entropy", ("logits", "target"),
+                              {"return_hessian": True}, "cross_entropy+hessian"),
+}
+# id: (function of (logits, target), keyword arguments, group label)
+BCE_BENCHMARKS = {
+    "bce_forward": ("binary_cross_entropy_with_logits", {}, "bce forward"),
+    "bce_forward_grad": ("binary_cross_entropy_with_logits", {"return_grad": True},
+                         "bce forward+grad"),
+    "focal_forward_grad": ("sigmoid_focal_loss", {"return_grad": True},
+                           "sigmoid_focal_loss+grad"),
+}
 
 
 @pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_cross_entropy_forward_grad(benchmark, softmax_case, impl):
-    name, logits, target = softmax_case
-    benchmark.group = f"{name} forward+grad (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].cross_entropy, logits, target, return_grad=True)
+@pytest.mark.parametrize("measured", list(SOFTMAX_BENCHMARKS))
+def test_softmax_shapes(benchmark, softmax_case, measured, impl):
+    function, arrays, kwargs, label = SOFTMAX_BENCHMARKS[measured]
+    measure(benchmark, impl, function, [softmax_case[a] for a in arrays], kwargs,
+            f"{softmax_case['name']} {label}")
 
 
 @pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_log_softmax(benchmark, softmax_case, impl):
-    name, logits, _ = softmax_case
-    benchmark.group = f"{name} log_softmax (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].log_softmax, logits)
-
-
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_bce_forward(benchmark, bce_case, impl):
-    logits, target = bce_case
-    benchmark.group = f"bce forward (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].binary_cross_entropy_with_logits, logits, target)
-
-
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_bce_forward_grad(benchmark, bce_case, impl):
-    logits, target = bce_case
-    benchmark.group = f"bce forward+grad (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].binary_cross_entropy_with_logits, logits, target,
-              return_grad=True)
+@pytest.mark.parametrize("measured", list(BCE_BENCHMARKS))
+def test_bce_elements(benchmark, bce_case, measured, impl):
+    function, kwargs, label = BCE_BENCHMARKS[measured]
+    measure(benchmark, impl, function, bce_case, kwargs, label)
 
 
 @pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
@@ -74,39 +85,3 @@ def test_tiny_call(benchmark, impl):
     target = rng.integers(0, 10, 64)
     benchmark.group = "tiny 64x10 (call overhead)"
     benchmark(IMPLEMENTATIONS[impl].cross_entropy, logits, target)
-
-
-@pytest.fixture(scope="module")
-def distribution_case(softmax_case):
-    name, logits, _ = softmax_case
-    probabilities = reference.softmax(logits.astype(np.float64) * 0.5).astype(logits.dtype)
-    return name, logits, probabilities
-
-
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_kl_with_logits_forward_grad(benchmark, distribution_case, impl):
-    name, logits, probabilities = distribution_case
-    benchmark.group = f"{name} kl_divergence_with_logits+grad (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].kl_divergence_with_logits, probabilities, logits,
-              return_grad=True)
-
-
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_entropy(benchmark, distribution_case, impl):
-    name, _, probabilities = distribution_case
-    benchmark.group = f"{name} entropy (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].entropy, probabilities)
-
-
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_focal_forward_grad(benchmark, bce_case, impl):
-    logits, target = bce_case
-    benchmark.group = f"sigmoid_focal_loss+grad (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].sigmoid_focal_loss, logits, target, return_grad=True)
-
-
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_cross_entropy_hessian(benchmark, softmax_case, impl):
-    name, logits, target = softmax_case
-    benchmark.group = f"{name} cross_entropy+hessian (scale {SCALE})"
-    benchmark(IMPLEMENTATIONS[impl].cross_entropy, logits, target, return_hessian=True)
