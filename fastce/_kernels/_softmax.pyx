@@ -299,6 +299,54 @@ cdef inline bint _skips_row(double sample_weight, double label_weight,
     return sample_weight == 0.0 or (label_weight == 0.0 and smoothing == 0.0)
 
 
+cdef struct ShortRun:
+    # Rows with fewer than SHORT_ROW_CLASSES classes are read in runs of up to
+    # SHORT_RUN_ROWS rows: the multi-row kernel gives each run's max, sum of the exps
+    # but one at the max (rest) and log1p(rest) first, and its exps (float or double
+    # rows, hence the double storage) land here, so the logits stay intact. Whether
+    # rows are short, and the run's first row, stay in the loop's locals: with
+    # CPython's -fno-strict-aliasing, a field would be reloaded after every store.
+    double row_max[SHORT_RUN_ROWS]
+    double rest[SHORT_RUN_ROWS]
+    double log_sum[SHORT_RUN_ROWS]
+    double exps[SHORT_RUN_ROWS * SHORT_ROW_CLASSES]
+
+
+cdef inline Py_ssize_t _start_run(ShortRun* run, bint short_rows, const floating* first_row__c,
+                                  Py_ssize_t run_start, Py_ssize_t row_stop,
+                                  Py_ssize_t n_classes) noexcept nogil:
+    """Begin the run of rows at run_start (the rows first_row__c on); returns its stop.
+    Long rows make one run of all the rows, each row summed when it is reached."""
+    if not short_rows:
+        return row_stop
+    cdef Py_ssize_t run_stop = min(run_start + SHORT_RUN_ROWS, row_stop)
+    rows_exp_rest(first_row__c, <floating*>run.exps, run_stop - run_start, n_classes,
+                  run.row_max, run.rest, run.log_sum)
+    return run_stop
+
+
+cdef inline double _run_row_max(const ShortRun* run, bint short_rows, Py_ssize_t in_run,
+                                const floating* z__c, Py_ssize_t n_classes) noexcept nogil:
+    """The max of the run's row in_run: from the kernel pass for a short row, else read."""
+    if short_rows:
+        return run.row_max[in_run]
+    return row_max(z__c, n_classes)
+
+
+cdef inline floating* _run_row_sums(ShortRun* run, bint short_rows, Py_ssize_t in_run,
+                                    const floating* z__c, floating* exp_out,
+                                    Py_ssize_t n_classes, double best, double* rest,
+                                    double* log_sum) noexcept nogil:
+    """The row's rest and log1p(rest), given its max; returns where its exps are: the
+    run's buffer for a short row, else exp_out (NULL: the exps are only summed)."""
+    if short_rows:
+        rest[0], log_sum[0] = run.rest[in_run], run.log_sum[in_run]
+        return (<floating*>run.exps) + in_run * n_classes
+    rest[0] = row_exp_rest(z__c, exp_out, n_classes, best)
+    log_sum[0] = log1p(rest[0])
+    return exp_out
+
+
 cdef double _ce_label_rows(const floating* block_logits__nc, const CrossEntropyTask* task,
                            Py_ssize_t row_start, Py_ssize_t row_stop,
                            const unsigned char* block_row_kept,
@@ -332,20 +380,13 @@ cdef double _ce_label_rows(const floating* block_logits__nc, const CrossEntropyT
     cdef double label_weight, sample_weight, target_logit, best, rest, log_sum, gap
     cdef LabelRowTerms terms
     cdef LabelConstants constants = _label_constants(task)
-    # Short rows: each run of rows gets its max/exp/sum from the multi-row
-    # kernel first (exps into run_exp, the logits stay intact for the loop).
+    cdef ShortRun run
     cdef bint short_rows = n_classes < SHORT_ROW_CLASSES
-    cdef floating run_exp[SHORT_RUN_ROWS * SHORT_ROW_CLASSES]
-    cdef double run_max[SHORT_RUN_ROWS]
-    cdef double run_rest[SHORT_RUN_ROWS]
-    cdef double run_log_sum[SHORT_RUN_ROWS]
     cdef Py_ssize_t run_start = row_start, run_stop
-    cdef Py_ssize_t run_length = SHORT_RUN_ROWS if short_rows else row_stop - row_start
     while run_start < row_stop:
-        run_stop = min(run_start + run_length, row_stop)
-        if short_rows:
-            rows_exp_rest(block_logits__nc + (run_start - row_start) * n_classes, run_exp,
-                          run_stop - run_start, n_classes, run_max, run_rest, run_log_sum)
+        run_stop = _start_run(&run, short_rows,
+                              block_logits__nc + (run_start - row_start) * n_classes,
+                              run_start, row_stop, n_classes)
         for row in range(run_start, run_stop):
             z__c = block_logits__nc + (row - row_start) * n_classes
             if grad__nc != NULL:
@@ -364,18 +405,13 @@ cdef double _ce_label_rows(const floating* block_logits__nc, const CrossEntropyT
                     loss__n[row] = 0
                 continue
             target_logit = z__c[label]  # read before the gradient overwrites the row
-            best = run_max[row - run_start] if short_rows else row_max(z__c, n_classes)
+            best = _run_row_max(&run, short_rows, row - run_start, z__c, n_classes)
             gap = 0.0
             if task.smoothing != 0.0:
                 gap = row_weighted_gap(z__c, class_weight__c, n_classes, best)
-            if short_rows:
-                rest = run_rest[row - run_start]
-                log_sum = run_log_sum[row - run_start]
-                exp__c = &run_exp[(row - run_start) * n_classes]
-            else:
-                rest = row_exp_rest(z__c, g__c, n_classes, best)
-                log_sum = log1p(rest)
-                exp__c = g__c
+            # (after the gap: the exps may overwrite the row, in the gradient)
+            exp__c = _run_row_sums(&run, short_rows, row - run_start, z__c, g__c, n_classes,
+                                   best, &rest, &log_sum)
             _label_row_terms(constants, label_weight, sample_weight, best, target_logit, gap,
                              rest, log_sum, &terms)
             if g__c != NULL:
@@ -1045,31 +1081,20 @@ cdef void _normalize_rows(
     cdef floating* out__c
     cdef floating* exp__c
     cdef double best, rest, log_sum
+    cdef ShortRun run
     cdef bint short_rows = n_classes < SHORT_ROW_CLASSES
-    cdef floating run_exp[SHORT_RUN_ROWS * SHORT_ROW_CLASSES]
-    cdef double run_max[SHORT_RUN_ROWS]
-    cdef double run_rest[SHORT_RUN_ROWS]
-    cdef double run_log_sum[SHORT_RUN_ROWS]
     cdef Py_ssize_t run_start = row_start, run_stop
-    cdef Py_ssize_t run_length = SHORT_RUN_ROWS if short_rows else row_stop - row_start
     while run_start < row_stop:
-        run_stop = min(run_start + run_length, row_stop)
-        if short_rows:
-            rows_exp_rest(x__nc + run_start * n_classes, run_exp, run_stop - run_start,
-                          n_classes, run_max, run_rest, run_log_sum)
+        run_stop = _start_run(&run, short_rows, x__nc + run_start * n_classes, run_start,
+                              row_stop, n_classes)
         for row in range(run_start, run_stop):
             z__c = x__nc + row * n_classes
             out__c = out + row * n_classes
-            if short_rows:
-                best = run_max[row - run_start]
-                rest = run_rest[row - run_start]
-                log_sum = run_log_sum[row - run_start]
-            else:
-                best = row_max(z__c, n_classes)
-                # softmax stores its exps straight into out; the others only sum.
-                rest = row_exp_rest(z__c, out__c if mode == MODE_SOFTMAX else <floating*>NULL,
-                                    n_classes, best)
-                log_sum = log1p(rest) if mode != MODE_SOFTMAX else 0.0
+            best = _run_row_max(&run, short_rows, row - run_start, z__c, n_classes)
+            # softmax stores its exps straight into out; the others only sum.
+            exp__c = _run_row_sums(&run, short_rows, row - run_start, z__c,
+                                   out__c if mode == MODE_SOFTMAX else <floating*>NULL,
+                                   n_classes, best, &rest, &log_sum)
             if mode == MODE_LOGSUMEXP:
                 # An all -inf row sums to 0: log 0 = -inf, not the NaN of -inf - -inf
                 # (an all-NaN row also has best = -inf, but its rest is NaN).
@@ -1080,9 +1105,6 @@ cdef void _normalize_rows(
             elif mode == MODE_LOG_SOFTMAX:
                 row_log_softmax(z__c, out__c, n_classes, best, log_sum)
             else:
-                exp__c = out__c
-                if short_rows:
-                    exp__c = &run_exp[(row - run_start) * n_classes]
                 row_scale(out__c, exp__c, n_classes, 1.0 / (1.0 + rest), <floating*>NULL, 0.0)
         run_start = run_stop
 
