@@ -175,7 +175,7 @@ def main(argv=None):
     bench_parser.add_argument("--threads", type=int, default=None,
                               help="threads for fastce, torch and sklearn (default: OpenMP's)")
     bench_parser.add_argument("--shapes", default=None,
-                              help="comma-separated subset of ce-1k,ce-10,ce-32k,ce-1k-f64,bce,tiny,"
+                              help="comma-separated subset of ce-1k,ce-10,ce-32k,ce-1k-f64,bce,focal,linear,tiny,"
                               "profile")
     bench_parser.add_argument("--json", default="fastce-bench.json")
     bench_parser.add_argument("--png", default="fastce-bench.png",

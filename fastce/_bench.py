@@ -26,8 +26,13 @@ SHAPES = {
     "ce-32k": ("softmax", (8_192, 32_000), np.float32),
     "ce-1k-f64": ("softmax", (65_536, 1_000), np.float64),
     "bce": ("binary", (33_554_432,), np.float32),
+    "focal": ("focal", (33_554_432,), np.float32),
+    # fused_linear_cross_entropy: hidden (N, H), weight (V, H); bound by the matmuls,
+    # so it has no memory roofline.
+    "linear": ("linear", (4_096, 512, 8_192), np.float32),
     "tiny": ("softmax", (64, 10), np.float32),
 }
+FOCAL = {"alpha": 0.25, "gamma": 2.0}
 
 
 def _median_seconds(function, repeats, min_time=0.0):
@@ -109,8 +114,38 @@ def _torch_contenders(n_threads):
         functional.binary_cross_entropy_with_logits(tensor, torch.from_numpy(target)).backward()
         return tensor.grad
 
+    def focal(logits, target):
+        # torchvision.ops.sigmoid_focal_loss, written out in torch.
+        target = torch.from_numpy(target)
+        p = torch.sigmoid(logits)
+        ce = functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        p_t = p * target + (1 - p) * (1 - target)
+        alpha_t = FOCAL["alpha"] * target + (1 - FOCAL["alpha"]) * (1 - target)
+        return (alpha_t * ce * (1 - p_t) ** FOCAL["gamma"]).mean()
+
+    def focal_forward(logits, target):
+        return focal(torch.from_numpy(logits), target)
+
+    def focal_backward(logits, target):
+        tensor = torch.from_numpy(logits).requires_grad_()
+        focal(tensor, target).backward()
+        return tensor.grad
+
+    def linear_forward(hidden, weight, target):
+        return functional.cross_entropy(torch.from_numpy(hidden) @ torch.from_numpy(weight).T,
+                                        torch.from_numpy(target))
+
+    def linear_backward(hidden, weight, target):
+        hidden_tensor = torch.from_numpy(hidden).requires_grad_()
+        weight_tensor = torch.from_numpy(weight).requires_grad_()
+        functional.cross_entropy(hidden_tensor @ weight_tensor.T,
+                                 torch.from_numpy(target)).backward()
+        return hidden_tensor.grad, weight_tensor.grad
+
     return {"softmax": (softmax_forward, softmax_backward),
-            "binary": (binary_forward, binary_backward)}
+            "binary": (binary_forward, binary_backward),
+            "focal": (focal_forward, focal_backward),
+            "linear": (linear_forward, linear_backward)}
 
 
 def _sklearn_contenders(n_threads):
@@ -151,15 +186,39 @@ def _ours(library, n_threads):
         return library.binary_cross_entropy_with_logits(logits, target, return_grad=True,
                                                         n_threads=n_threads)
 
+    def focal_forward(logits, target):
+        return library.sigmoid_focal_loss(logits, target, **FOCAL, n_threads=n_threads)
+
+    def focal_backward(logits, target):
+        return library.sigmoid_focal_loss(logits, target, **FOCAL, return_grad=True,
+                                          n_threads=n_threads)
+
+    linear = fastce.linear if library is fastce else reference.linear
+
+    def linear_forward(hidden, weight, target):
+        return linear.fused_linear_cross_entropy(hidden, weight, target, n_threads=n_threads)
+
+    def linear_backward(hidden, weight, target):
+        return linear.fused_linear_cross_entropy(hidden, weight, target, return_grad=True,
+                                                 n_threads=n_threads)
+
     return {"softmax": (softmax_forward, softmax_backward),
-            "binary": (binary_forward, binary_backward)}
+            "binary": (binary_forward, binary_backward),
+            "focal": (focal_forward, focal_backward),
+            "linear": (linear_forward, linear_backward)}
 
 
 def _make_inputs(kind, shape, dtype, rng):
+    """The call's arguments, and the bytes its forward pass must read."""
+    if kind == "linear":
+        n_rows, n_hidden, n_classes = shape
+        hidden = rng.standard_normal((n_rows, n_hidden)).astype(dtype)
+        weight = (rng.standard_normal((n_classes, n_hidden)) / np.sqrt(n_hidden)).astype(dtype)
+        return (hidden, weight, rng.integers(0, n_classes, n_rows)), None
     logits = (rng.standard_normal(shape) * 3).astype(dtype)
     if kind == "softmax":
-        return logits, rng.integers(0, shape[1], shape[0])
-    return logits, (rng.random(shape) < 0.3).astype(dtype)
+        return (logits, rng.integers(0, shape[1], shape[0])), logits.nbytes
+    return (logits, (rng.random(shape) < 0.3).astype(dtype)), logits.nbytes
 
 
 def run(quick=False, n_threads=None, shapes=None, repeats=None, skip_reference=False):
@@ -182,23 +241,23 @@ def run(quick=False, n_threads=None, shapes=None, repeats=None, skip_reference=F
         kind, shape, dtype = SHAPES[name]
         if name != "tiny":
             shape = (max(1, int(shape[0] * scale)),) + shape[1:]
-        logits, target = _make_inputs(kind, shape, dtype, rng)
+        arguments, read_bytes = _make_inputs(kind, shape, dtype, rng)
         for direction, index in (("fwd", 0), ("fwd+grad", 1)):
             if name == "tiny" and direction != "fwd":
                 continue
             # Forward reads the logits once; forward+gradient also writes them once.
-            moved = logits.nbytes * (1 if index == 0 else 2)
+            moved = None if read_bytes is None else read_bytes * (1 if index == 0 else 2)
             record = {"shape": name, "dims": list(shape), "dtype": np.dtype(dtype).name,
                       "pass": direction, "bytes": moved, "times": {}}
-            calls = {contender: (lambda function=functions[kind][index]:
-                                 function(logits, target))
-                     for contender, functions in contenders.items()}
+            calls = {contender: (lambda function=functions[kind][index]: function(*arguments))
+                     for contender, functions in contenders.items() if kind in functions}
             record["times"] = _interleaved_medians(calls, repeats,
                                                    batch=2000 if name == "tiny" else 1)
             ours = record["times"]["fastce"]
-            record["roofline_seconds"] = moved / bandwidth
-            record["gbps"] = moved / ours / 1e9
-            record["roofline_percent"] = 100.0 * record["roofline_seconds"] / ours
+            if moved is not None:
+                record["roofline_seconds"] = moved / bandwidth
+                record["gbps"] = moved / ours / 1e9
+                record["roofline_percent"] = 100.0 * record["roofline_seconds"] / ours
             record["speedup"] = {other: seconds / ours
                                  for other, seconds in record["times"].items() if other != "fastce"}
             rows.append(record)
@@ -315,14 +374,20 @@ def _format_seconds(seconds):
 
 
 def format_table(report):
-    contenders = list(report["results"][0]["times"]) if report["results"] else []
+    contenders = []
+    for row in report["results"]:
+        contenders += [name for name in row["times"] if name not in contenders]
     head = ["shape", "pass"] + contenders + [f"vs {c}" for c in contenders[1:]] + ["GB/s", "% roofline"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in report["results"]:
+        times, speedup = row["times"], row["speedup"]
         cells = [row["shape"], row["pass"]]
-        cells += [_format_seconds(row["times"][c]) for c in contenders]
-        cells += [f"{row['speedup'][c]:.1f}x" for c in contenders[1:]]
-        cells += [f"{row['gbps']:.1f}", f"{row['roofline_percent']:.0f}%"]
+        cells += [_format_seconds(times[c]) if c in times else "—" for c in contenders]
+        cells += [f"{speedup[c]:.1f}x" if c in speedup else "—" for c in contenders[1:]]
+        if "gbps" in row:
+            cells += [f"{row['gbps']:.1f}", f"{row['roofline_percent']:.0f}%"]
+        else:
+            cells += ["—", "—"]
         lines.append("| " + " | ".join(cells) + " |")
     machine = report["machine"]
     lines.append("")
@@ -344,13 +409,16 @@ def plot(report, path):
     except ImportError:
         return False
     rows = report["results"]
-    contenders = list(rows[0]["times"])
+    contenders = []
+    for row in rows:
+        contenders += [name for name in row["times"] if name not in contenders]
     labels = [f"{r['shape']} {r['pass']}" for r in rows]
     positions = np.arange(len(rows))
     width = 0.8 / len(contenders)
     figure, axis = plt.subplots(figsize=(max(8, len(rows) * 1.1), 4.5))
     for i, contender in enumerate(contenders):
-        axis.bar(positions + i * width, [r["times"][contender] * 1e3 for r in rows], width,
+        axis.bar(positions + i * width,
+                 [r["times"].get(contender, np.nan) * 1e3 for r in rows], width,
                  label=contender)
     axis.set_xticks(positions + width * (len(contenders) - 1) / 2, labels, rotation=30, ha="right")
     axis.set_ylabel("median time (ms, log scale)")

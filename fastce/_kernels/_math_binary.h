@@ -17,7 +17,12 @@ enum {
     FASTCE_LOGISTIC = 2,
     FASTCE_SIGMOID = 3,
     FASTCE_LOG_SIGMOID = 4,
-    FASTCE_FOCAL = 5
+    FASTCE_FOCAL = 5,
+    /* Forms of the focal loop that binary_chunk picks for a chunk whose targets
+     * are all 0 or 1 (any gamma; gamma = 2): without the soft-target logaddexp,
+     * and for gamma = 2 with m^2 = m m instead of exp(2 log m). */
+    FASTCE_FOCAL_HARD = 6,
+    FASTCE_FOCAL_SQUARE = 7
 };
 
 /* Elements a binary chunk takes at once (the .pyx loops' chunking). */
@@ -69,12 +74,18 @@ static inline double fastce_bce_probs_point(double p, double target, double *gra
  * gamma >= 0, gamma < 1 and 0^0 = 1 included.
  *   dl/dz = alpha_t m^gamma (gamma (dm/dz / m) BCE + sigmoid(z) - y),
  *   dm/dz / m = (1-2y) sigmoid(z) sigmoid(-z) / m, which is -sigmoid(z) for
- *   y = 1 and sigmoid(-z) for y = 0 (no 0/0 where m underflows). */
-static inline double fastce_focal_point(double z, double y, double alpha, double gamma,
-                                        double *grad)
+ *   y = 1 and sigmoid(-z) for y = 0 (no 0/0 where m underflows).
+ * Every exp and log is fastce's vectorisable one (the arguments of exp are
+ * <= 0, those of the logs in (0, 1]), so the chunk loop runs in vector lanes;
+ * double keeps m^gamma accurate where gamma log m is large. `form` (a constant
+ * at each call): FASTCE_FOCAL for any target, FASTCE_FOCAL_HARD and
+ * FASTCE_FOCAL_SQUARE for targets known to be 0 or 1 (see the enum). */
+static FASTCE_ALWAYS_INLINE double fastce_focal_point(int form, double z, double y,
+                                                     double alpha, double gamma,
+                                                     double *grad)
 {
-    double e = exp(-fabs(z));
-    double log_term = log1p(e);
+    double e = fastce_exp(-fabs(z));
+    double log_term = fastce_log1p_unit(e);
     double r = 1.0 / (1.0 + e);
     double sig_pos = z >= 0.0 ? r : e * r;
     double sig_neg = z >= 0.0 ? e * r : r;
@@ -86,16 +97,21 @@ static inline double fastce_focal_point(double z, double y, double alpha, double
     if (y == 1.0) {
         log_m = -softplus_pos;
         ratio = -sig_pos;
-    } else if (y == 0.0) {
+    } else if (y == 0.0 || form != FASTCE_FOCAL) {
         log_m = -softplus_neg;
         ratio = sig_neg;
     } else {
-        double a = log(y) - softplus_pos, b = log1p(-y) - softplus_neg;
+        /* 0 < y < 1 (the caller checked the target): both logs are of normal numbers. */
+        double y_soft = y > 0.0 && y < 1.0 ? y : 0.5; /* (the lanes of y in {0, 1}) */
+        double a = fastce_log_normal(y_soft) - softplus_pos;
+        double b = fastce_log1p_normal(-y_soft) - softplus_neg;
         double hi = a > b ? a : b, lo = a > b ? b : a;
-        log_m = hi + log1p(exp(lo - hi));
-        ratio = (1.0 - 2.0 * y) * sig_pos * sig_neg / exp(log_m);
+        log_m = hi + fastce_log1p_unit(fastce_exp(lo - hi));
+        ratio = (1.0 - 2.0 * y) * sig_pos * sig_neg / fastce_exp(log_m);
     }
-    double m_pow = gamma == 0.0 ? 1.0 : exp(gamma * log_m);
+    double m = y == 1.0 ? sig_neg : sig_pos; /* (for a target of 0 or 1) */
+    double m_pow = form == FASTCE_FOCAL_SQUARE ? m * m
+                 : gamma == 0.0 ? 1.0 : fastce_exp(gamma * log_m);
     double alpha_t = alpha < 0.0 ? 1.0 : alpha * y + (1.0 - alpha) * (1.0 - y);
     /* A zero factor is exactly 0, also against an infinite BCE (z = -inf, y = 1). */
     double focus = (gamma == 0.0 || ratio == 0.0) ? 0.0 : gamma * ratio * bce;
@@ -103,6 +119,25 @@ static inline double fastce_focal_point(double z, double y, double alpha, double
     double slope = (y != 1.0 ? (1.0 - y) * sig_pos : 0.0) - (y != 0.0 ? y * sig_neg : 0.0);
     *grad = alpha_t * m_pow * (focus + slope);
     return alpha_t * m_pow * bce;
+}
+
+/* Whether every target of a chunk is 0 or 1 (the focal loop's hard forms). */
+static inline int fastce_all_hard_targets_f32(const float *y, ptrdiff_t n)
+{
+    int soft = 0;
+    FASTCE_SIMD_REDUCTION(| : soft)
+    for (ptrdiff_t i = 0; i < n; ++i)
+        soft |= !(y[i] == 0.0f || y[i] == 1.0f);
+    return !soft;
+}
+
+static inline int fastce_all_hard_targets_f64(const double *y, ptrdiff_t n)
+{
+    int soft = 0;
+    FASTCE_SIMD_REDUCTION(| : soft)
+    for (ptrdiff_t i = 0; i < n; ++i)
+        soft |= !(y[i] == 0.0 || y[i] == 1.0);
+    return !soft;
 }
 
 /* The typed points and chunk loops. Names formed (FASTCE_TYPED(name) in

@@ -92,9 +92,10 @@ static FASTCE_ALWAYS_INLINE FT FASTCE_TYPED(binary_point_kind)(int kind, FT x, F
         return FASTCE_TYPED(bce_logits_point)(x, target, pos_weight, grad, curv);
     if (kind == FASTCE_LOGISTIC)
         return FASTCE_TYPED(logistic_point)(x, target, grad, curv);
-    if (kind == FASTCE_FOCAL) {
+    if (kind == FASTCE_FOCAL || kind == FASTCE_FOCAL_HARD || kind == FASTCE_FOCAL_SQUARE) {
         double slope;
-        double loss = fastce_focal_point((double)x, (double)target, alpha, gamma, &slope);
+        double loss = fastce_focal_point(kind, (double)x, (double)target, alpha, gamma,
+                                         &slope);
         *grad = (FT)slope;
         return (FT)loss;
     }
@@ -157,6 +158,18 @@ static FASTCE_ALWAYS_INLINE double FASTCE_TYPED(binary_loop)(int kind, const FT 
     return total;
 }
 
+/* The focal loop for any targets, kept out of line: inlined into binary_chunk
+ * next to its hard-target forms, GCC 12 ran it in its scalar version. */
+static FASTCE_NOINLINE double FASTCE_TYPED(focal_loop)(const FT *x, const FT *y, const FT *w,
+                                                     const FT *pw, FT *loss, FT *grad,
+                                                     FT *hess, double grad_scale,
+                                                     double alpha, double gamma, ptrdiff_t n,
+                                                     double *n_invalid)
+{
+    return FASTCE_TYPED(binary_loop)(FASTCE_FOCAL, x, y, w, pw, loss, grad, hess, grad_scale,
+                                     alpha, gamma, n, n_invalid);
+}
+
 static inline double FASTCE_TYPED(binary_chunk)(int kind, const FT *x, const FT *y,
                                                 const FT *w, const FT *pw, FT *loss,
                                                 FT *grad, FT *hess, double grad_scale,
@@ -174,8 +187,15 @@ static inline double FASTCE_TYPED(binary_chunk)(int kind, const FT *x, const FT 
                                           grad_scale, alpha, gamma, n, &invalid);
         break;
     case FASTCE_FOCAL:
-        total = FASTCE_TYPED(binary_loop)(FASTCE_FOCAL, x, y, w, pw, loss, grad, hess,
-                                          grad_scale, alpha, gamma, n, &invalid);
+        if (!FASTCE_TYPED(all_hard_targets)(y, n))
+            total = FASTCE_TYPED(focal_loop)(x, y, w, pw, loss, grad, hess, grad_scale,
+                                             alpha, gamma, n, &invalid);
+        else if (gamma == 2.0)
+            total = FASTCE_TYPED(binary_loop)(FASTCE_FOCAL_SQUARE, x, y, w, pw, loss, grad,
+                                              hess, grad_scale, alpha, gamma, n, &invalid);
+        else
+            total = FASTCE_TYPED(binary_loop)(FASTCE_FOCAL_HARD, x, y, w, pw, loss, grad, hess,
+                                              grad_scale, alpha, gamma, n, &invalid);
         break;
     default:
         total = FASTCE_TYPED(binary_loop)(FASTCE_BCE_PROBS, x, y, w, pw, loss, grad, hess,

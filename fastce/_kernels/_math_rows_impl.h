@@ -5,7 +5,8 @@
  *
  * row_max: the largest entry, NaN entries skipped (they surface as NaN in the
  *   exp pass instead); -inf for an all -inf (or all-NaN) row.
- * row_exp_sum: the sum of exp(z_c - row_max) over the entries below row_max,
+ * row_exp_sum: the sum of exp(z_c - row_max) over the entries below row_max
+ *   (in the row's type over chunks of FASTCE_ROW_CHUNK, in double across them),
  *   and (in *n_at_max_out) how many entries equal it; a part of a long row
  *   (split across threads) is summed this way, row_exp_rest combines them.
  * row_exp_rest: sum_c exp(z_c - row_max) - 1, written into exp_out when it
@@ -36,29 +37,43 @@ static inline double FASTCE_TYPED(row_exp_sum)(const FT *z, FT *exp_out,
                                                ptrdiff_t *n_at_max_out)
 {
     /* In the row's own type: the max is one of its entries, so z - max and
-     * the tie test are exact; only the sum is widened to double. */
+     * the tie test are exact. Each chunk's sum runs in FT lanes and is widened
+     * to double (see FASTCE_ROW_CHUNK); chunks are added in order. */
     const FT best = (FT)row_max;
     double rest = 0.0;
     ptrdiff_t n_at_max = 0;
-    if (exp_out != NULL) {
-        FASTCE_SIMD_REDUCTION(+ : rest, n_at_max)
-        for (ptrdiff_t c = 0; c < n_classes; ++c) {
-            FT value = z[c];
-            FT scaled = FASTCE_TYPED(row_exp)(value - best);
-            exp_out[c] = scaled;
-            int at_max = value == best;
-            n_at_max += at_max;
-            rest += at_max ? 0.0 : (double)scaled;
+    for (ptrdiff_t start = 0; start < n_classes; start += FASTCE_ROW_CHUNK) {
+        const FT *chunk = z + start;
+        ptrdiff_t count = n_classes - start;
+        count = count < FASTCE_ROW_CHUNK ? count : FASTCE_ROW_CHUNK;
+        FT chunk_rest = 0;
+        int chunk_at_max = 0;
+        /* The same classes of the next row (rows are contiguous): read from
+         * memory while this chunk computes, found in cache by its max pass. */
+        fastce_prefetch(chunk + n_classes, (size_t)count * sizeof(FT));
+        if (exp_out != NULL) {
+            FT *chunk_out = exp_out + start;
+            FASTCE_SIMD_REDUCTION(+ : chunk_rest, chunk_at_max)
+            for (ptrdiff_t c = 0; c < count; ++c) {
+                FT value = chunk[c];
+                FT scaled = FASTCE_TYPED(row_exp)(value - best);
+                chunk_out[c] = scaled;
+                int at_max = value == best;
+                chunk_at_max += at_max;
+                chunk_rest += at_max ? (FT)0 : scaled;
+            }
+        } else {
+            FASTCE_SIMD_REDUCTION(+ : chunk_rest, chunk_at_max)
+            for (ptrdiff_t c = 0; c < count; ++c) {
+                FT value = chunk[c];
+                FT scaled = FASTCE_TYPED(row_exp)(value - best);
+                int at_max = value == best;
+                chunk_at_max += at_max;
+                chunk_rest += at_max ? (FT)0 : scaled;
+            }
         }
-    } else {
-        FASTCE_SIMD_REDUCTION(+ : rest, n_at_max)
-        for (ptrdiff_t c = 0; c < n_classes; ++c) {
-            FT value = z[c];
-            FT scaled = FASTCE_TYPED(row_exp)(value - best);
-            int at_max = value == best;
-            n_at_max += at_max;
-            rest += at_max ? 0.0 : (double)scaled;
-        }
+        rest += (double)chunk_rest;
+        n_at_max += chunk_at_max;
     }
     *n_at_max_out = n_at_max;
     return rest;
