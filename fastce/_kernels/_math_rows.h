@@ -19,8 +19,10 @@
  * next row that it prefetches at a time. */
 #define FASTCE_ROW_CHUNK 256
 
-/* Rows taken together by the short-row kernels (at most; see _vecmath.pxd). */
+/* Rows taken together by the short-row kernels (at most), and the classes below
+ * which a row is short (see _vecmath.pxd). */
 #define FASTCE_SHORT_RUN_ROWS 128
+#define FASTCE_SHORT_ROW_CLASSES 32
 
 /* The kernels, written once in _math_rows_impl.h. Names formed
  * (FASTCE_TYPED(name)): fastce_<name>_f32 for float rows, fastce_<name>_f64

@@ -135,27 +135,37 @@ static inline void FASTCE_TYPED(rows_exp_rest)(const FT *z, FT *exp_out,
             FT value = z[r * n_classes + c];
             best[r] = value > best[r] ? value : best[r];
         }
+    /* Entries equal to their row's max (ties[i], 1 or 0) are marked while the
+     * shifts are laid out, and the flat exp loop also writes the exps without
+     * them (kept), so that the row sums below are plain adds: with a compare in
+     * them, GCC 12 emitted a branch per entry, mispredicted once a row. */
+    FT ties[FASTCE_SHORT_RUN_ROWS * FASTCE_SHORT_ROW_CLASSES];
+    FT kept[FASTCE_SHORT_RUN_ROWS * FASTCE_SHORT_ROW_CLASSES];
     for (ptrdiff_t r = 0; r < n_rows; ++r) {
         row_max[r] = (double)best[r];
-        for (ptrdiff_t c = 0; c < n_classes; ++c)
-            exp_out[r * n_classes + c] = z[r * n_classes + c] - best[r];
+        for (ptrdiff_t c = 0; c < n_classes; ++c) {
+            FT value = z[r * n_classes + c];
+            exp_out[r * n_classes + c] = value - best[r];
+            ties[r * n_classes + c] = value == best[r] ? (FT)1 : (FT)0;
+        }
     }
     FASTCE_SIMD
-    for (ptrdiff_t i = 0; i < n_total; ++i)
-        exp_out[i] = FASTCE_TYPED(row_exp)(exp_out[i]);
-    /* row_log_sum holds the count of entries at the max until the end. */
-    for (ptrdiff_t r = 0; r < n_rows; ++r) {
-        row_rest[r] = 0.0;
-        row_log_sum[r] = 0.0;
+    for (ptrdiff_t i = 0; i < n_total; ++i) {
+        FT scaled = FASTCE_TYPED(row_exp)(exp_out[i]);
+        exp_out[i] = scaled;
+        kept[i] = ties[i] != (FT)0 ? (FT)0 : scaled;
     }
-    for (ptrdiff_t c = 0; c < n_classes; ++c)
-        for (ptrdiff_t r = 0; r < n_rows; ++r) {
-            int at_max = z[r * n_classes + c] == best[r];
-            row_log_sum[r] += at_max ? 1.0 : 0.0;
-            row_rest[r] += at_max ? 0.0 : (double)exp_out[r * n_classes + c];
+    /* Each row's sum in class order, in locals: the rows' chains are
+     * independent, so out-of-order execution overlaps them (summed class by
+     * class across rows instead, GCC 12 kept the sums in memory). */
+    for (ptrdiff_t r = 0; r < n_rows; ++r) {
+        double rest = 0.0, n_at_max = 0.0;
+        for (ptrdiff_t c = 0; c < n_classes; ++c) {
+            n_at_max += (double)ties[r * n_classes + c];
+            rest += (double)kept[r * n_classes + c];
         }
-    for (ptrdiff_t r = 0; r < n_rows; ++r)
-        row_rest[r] += row_log_sum[r] - 1.0;
+        row_rest[r] = rest + (n_at_max - 1.0);
+    }
     FASTCE_SIMD
     for (ptrdiff_t r = 0; r < n_rows; ++r)
         row_log_sum[r] = fastce_log1p_nonneg(row_rest[r]);

@@ -3,9 +3,7 @@
 cdef extern from "_vecmath.h":
     enum:
         SHORT_RUN_ROWS "FASTCE_SHORT_RUN_ROWS"
-
-cdef enum:
-    SHORT_ROW_CLASSES = 32
+        SHORT_ROW_CLASSES "FASTCE_SHORT_ROW_CLASSES"
 
 # Cython view of _vecmath.h: the vectorisable exp/log1p and the row kernels,
 # with fused-type wrappers so that the .pyx loops are written once for
