@@ -267,7 +267,11 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     if (sample_weight is None and where is None and weight is None and grad_out is None
             and not return_grad and not return_hessian and n_threads is None
             and type(logits) is np.ndarray and type(target) is np.ndarray):
-        loss = _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction, axis)
+        loss = _softmax.plain_labels_loss(logits, target, ignore_index, label_smoothing,
+                                          reduction, axis)  # small calls, checked in C
+        if loss is None:
+            loss = _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction,
+                                    axis)
         if loss is not None:
             return loss
     return_grad = return_grad or return_hessian

@@ -1372,3 +1372,41 @@ def test_axis_equals_moved_axis(problem, reduction, axis):
     tol = loose(logits.dtype)
     assert_allclose(loss_t, loss, **tol)
     assert_allclose(grad_t, grad, **tol)
+
+
+# --------------------------------------------------------------- the small-call fast path
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 10), (64, 10), (7, 31), (300, 100)])
+def test_small_call_fast_path_matches_full_path_bitwise(rng, dtype, reduction, shape):
+    """The common small call (checked in C) gives the full path's value bit for bit:
+    n_threads=1 takes the full path (the fast one needs every keyword at its default)."""
+    logits = (rng.standard_normal(shape) * 4).astype(dtype)
+    target = rng.integers(0, shape[1], shape[0])
+    target[::5] = -100  # ignored rows leave the mean's denominator
+    fast = fastce.cross_entropy(logits, target, reduction=reduction)
+    full = fastce.cross_entropy(logits, target, reduction=reduction, n_threads=1)
+    assert type(fast) is np.float64
+    assert fast.tobytes() == full.tobytes()
+    expected = reference.cross_entropy(logits, target, reduction=reduction)
+    assert_allclose(fast, expected, rtol=2e-6 if dtype == np.float32 else 1e-13)
+
+
+def test_small_call_fast_path_edge_cases(rng):
+    logits = rng.standard_normal((8, 5)).astype(np.float32)
+    # Every row ignored: a mean over nothing is 0.0.
+    assert fastce.cross_entropy(logits, np.full(8, -100)) == 0.0
+    # Calls the fast path leaves to the full one: the same values.
+    target = rng.integers(0, 5, 8)
+    value = fastce.cross_entropy(logits, target, n_threads=1)
+    assert fastce.cross_entropy(np.asfortranarray(logits), target) == value
+    assert fastce.cross_entropy(logits, target.astype(np.int32)) == value
+    for other in (logits.astype(">f4"), logits.tolist()):  # (computed in another dtype)
+        assert_allclose(fastce.cross_entropy(other, target), value, rtol=2e-6)
+    # A bad label still gets the full path's explanation.
+    target[3] = 5
+    with pytest.raises(ValueError, match=r"class index 5 at position \(3,\)"):
+        fastce.cross_entropy(logits, target)
+    with pytest.raises(ValueError, match="out of range"):
+        fastce.cross_entropy(logits, np.zeros(8, np.int64), ignore_index=2**63)

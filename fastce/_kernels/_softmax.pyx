@@ -18,6 +18,7 @@ and log(1 + 1e-11) computed as log of a rounded sum would keep only 5 digits.
 from cython cimport floating
 from cython.parallel cimport prange
 cimport numpy as cnp
+from numpy import ndarray as np_ndarray
 from libc.math cimport exp, fabs, log, log1p, INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
@@ -25,7 +26,7 @@ from libc.stdlib cimport calloc, free, malloc
 from fastce._kernels._arrays cimport array_data, float_typenum
 from fastce._kernels._blocks cimport (
     BLOCK_ELEMENTS, LABEL_BLOCK_ROWS, LONG_ROW_CLASSES, LONG_ROW_MAX_ROWS,
-    BlockResult, BlockTotals, n_blocks_for, rows_per_block, run_blocks, threads_for,
+    PARALLEL_MIN_ELEMENTS, BlockResult, BlockTotals, n_blocks_for, rows_per_block, run_blocks, threads_for,
 )
 from fastce._kernels._vecmath cimport (
     SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest, row_hessian,
@@ -785,6 +786,66 @@ cdef int _cross_entropy_task(CrossEntropyTask* task, object logits, object class
     task.class_weight_total = 0.0
     sample_options(&task.samples, sample_weight, sample_mask, logit_mask, n_rows, size)
     return 0
+
+
+# The float64 scalar type the public functions return (read once, at import).
+_float64 = cnp.PyArray_TypeObjectFromType(cnp.NPY_FLOAT64)
+_INT64_MAX = 9223372036854775807
+
+
+def plain_labels_loss(logits, target, ignore_index, label_smoothing, reduction, axis):
+    """The common small call of ``cross_entropy``, checked here in C: aligned,
+    C-contiguous, native-order float32/float64 (N, C) logits, int64 (N,) labels,
+    ``axis`` -1 or 1, no smoothing, reduction "mean" or "sum", fewer elements
+    than run on threads. Returns the loss (a float64), or None for any other call
+    and for any bad label, which the full path then checks and explains. The same
+    kernel and block order as the full path: the same value, bit for bit."""
+    cdef cnp.ndarray x, y
+    cdef int typenum
+    cdef Py_ssize_t n_rows, n_classes
+    cdef CrossEntropyTask task
+    cdef bint mean = reduction == "mean"
+    if not (type(logits) is np_ndarray and type(target) is np_ndarray
+            and type(axis) is int and (axis == -1 or axis == 1)
+            and type(label_smoothing) is float and label_smoothing == 0.0
+            and (mean or reduction == "sum")
+            and type(ignore_index) is int and -_INT64_MAX <= ignore_index <= _INT64_MAX):
+        return None
+    x = <cnp.ndarray>logits
+    y = <cnp.ndarray>target
+    if cnp.PyArray_NDIM(x) != 2 or cnp.PyArray_NDIM(y) != 1:
+        return None
+    typenum = cnp.PyArray_TYPE(x)
+    if not ((typenum == cnp.NPY_FLOAT32 or typenum == cnp.NPY_FLOAT64)
+            and cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(y), cnp.NPY_INT64)
+            and cnp.PyArray_ISCARRAY_RO(x) and cnp.PyArray_ISCARRAY_RO(y)):
+        return None
+    n_rows = cnp.PyArray_DIM(x, 0)
+    n_classes = cnp.PyArray_DIM(x, 1)
+    if (cnp.PyArray_DIM(y, 0) != n_rows or n_classes == 0 or n_rows == 0
+            or n_rows * n_classes >= PARALLEL_MIN_ELEMENTS or _long_rows(n_rows, n_classes)):
+        return None
+    _cross_entropy_task(&task, x, None, n_classes, 0.0, None, None, None, 1.0, None, None,
+                        None)
+    task.target = <const int64_t*>cnp.PyArray_DATA(y)
+    task.class_weight_total = <double>n_classes
+    task.ignore_index = ignore_index
+    task.has_ignore = True
+    # run_blocks's serial loop without its allocations: blocks in order, their
+    # losses and weights added in that order (so the same bits as the full path).
+    cdef double total = 0.0, weight = 0.0
+    cdef BlockResult result
+    cdef Py_ssize_t start
+    for start in range(0, n_rows, task.block_rows):
+        result.bad = -1
+        result.weight = 0.0
+        total += _rows_body(&task, start, min(start + task.block_rows, n_rows), NULL, &result)
+        weight += result.weight
+        if result.bad >= 0:
+            return None
+    if not mean:
+        return _float64(total)
+    return _float64(total / weight if weight != 0.0 else 0.0)
 
 
 def cross_entropy_labels(logits, target, class_weight, double class_weight_total,
