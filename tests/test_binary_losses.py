@@ -1626,3 +1626,29 @@ def test_forward_equals_the_gradient_pass_bitwise(dtype):
                                                            return_grad=True, n_threads=threads)
         assert fastce.binary_cross_entropy_with_logits(
             x, y, reduction="sum", n_threads=threads) == total
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("name", ["bce", "focal", "focal-gamma-1.5", "focal-soft", "logistic",
+                                  "bce-probs"])
+def test_loss_is_bitwise_the_same_with_and_without_the_gradient(rng, dtype, name):
+    """A forward-only pass skips the derivatives (or discards them): the loss itself
+    must not depend on whether the gradient was asked for."""
+    x = (rng.standard_normal(5000) * 4).astype(dtype)
+    hard = (rng.random(5000) < 0.4).astype(dtype)
+    function, target, keywords = {
+        "bce": (fastce.binary_cross_entropy_with_logits, hard, {}),
+        "focal": (fastce.sigmoid_focal_loss, hard, {}),
+        "focal-gamma-1.5": (fastce.sigmoid_focal_loss, hard, {"gamma": 1.5}),
+        "focal-soft": (fastce.sigmoid_focal_loss, rng.random(5000).astype(dtype), {}),
+        "logistic": (fastce.logistic_loss, hard * 2 - 1, {}),
+        "bce-probs": (fastce.binary_cross_entropy, hard, {}),
+    }[name]
+    if name == "bce-probs":
+        x = rng.random(5000).astype(dtype)
+    loss = function(x, target, reduction="none", **keywords)
+    with_grad, _ = function(x, target, reduction="none", return_grad=True, **keywords)
+    assert loss.tobytes() == with_grad.tobytes()
+    total = function(x, target, reduction="sum", **keywords)
+    total_with_grad, _ = function(x, target, reduction="sum", return_grad=True, **keywords)
+    assert total == total_with_grad
