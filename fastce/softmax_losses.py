@@ -265,13 +265,14 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
     with a per-logit ``where``) before the fused pass.
     """
     if (sample_weight is None and where is None and weight is None and grad_out is None
-            and not return_grad and not return_hessian and n_threads is None
+            and not return_grad and not return_hessian
+            and (n_threads is None or (type(n_threads) is int and n_threads >= 1))
             and type(logits) is np.ndarray and type(target) is np.ndarray):
         loss = _softmax.plain_labels_loss(logits, target, ignore_index, label_smoothing,
                                           reduction, axis)  # small calls, checked in C
         if loss is None:
             loss = _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction,
-                                    axis)
+                                    axis, n_threads)
         if loss is not None:
             return loss
     return_grad = return_grad or return_hessian
@@ -311,7 +312,8 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT64 = np.dtype(np.int64)
 
 
-def _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction, axis):
+def _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction, axis,
+                     n_threads=None):
     """The common call, checked in a few attribute reads: C-contiguous float
     (N, C) logits, C-contiguous int64 (N,) labels, no weights, no smoothing,
     the forward loss only. Returns None for anything else, and for any bad
@@ -329,7 +331,7 @@ def _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction, a
         return None
     total, label_weight_sum, bad = _softmax.cross_entropy_labels(
         logits, target, None, float(n_classes), n_classes, ignore_index, True, 0.0, None, None,
-        1.0, resolve_threads(None), None, 1)
+        1.0, resolve_threads(n_threads), None, 1)
     if bad >= 0:
         return None
     return finish_reduction(total, reduction, label_weight_sum)

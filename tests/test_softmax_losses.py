@@ -1380,13 +1380,13 @@ def test_axis_equals_moved_axis(problem, reduction, axis):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 10), (64, 10), (7, 31), (300, 100)])
 def test_small_call_fast_path_matches_full_path_bitwise(rng, dtype, reduction, shape):
-    """The common small call (checked in C) gives the full path's value bit for bit:
-    n_threads=1 takes the full path (the fast one needs every keyword at its default)."""
+    """The common small call (checked in C) gives the full path's value bit for bit
+    (labels given as a list take the full path: the fast one needs arrays)."""
     logits = (rng.standard_normal(shape) * 4).astype(dtype)
     target = rng.integers(0, shape[1], shape[0])
     target[::5] = -100  # ignored rows leave the mean's denominator
     fast = fastce.cross_entropy(logits, target, reduction=reduction)
-    full = fastce.cross_entropy(logits, target, reduction=reduction, n_threads=1)
+    full = fastce.cross_entropy(logits, target.tolist(), reduction=reduction)
     assert type(fast) is np.float64
     assert fast.tobytes() == full.tobytes()
     expected = reference.cross_entropy(logits, target, reduction=reduction)
@@ -1399,7 +1399,9 @@ def test_small_call_fast_path_edge_cases(rng):
     assert fastce.cross_entropy(logits, np.full(8, -100)) == 0.0
     # Calls the fast path leaves to the full one: the same values.
     target = rng.integers(0, 5, 8)
-    value = fastce.cross_entropy(logits, target, n_threads=1)
+    value = fastce.cross_entropy(logits, target.tolist())
+    assert fastce.cross_entropy(logits, target) == value
+    assert fastce.cross_entropy(logits, target, n_threads=2) == value
     assert fastce.cross_entropy(np.asfortranarray(logits), target) == value
     assert fastce.cross_entropy(logits, target.astype(np.int32)) == value
     for other in (logits.astype(">f4"), logits.tolist()):  # (computed in another dtype)
@@ -1410,3 +1412,6 @@ def test_small_call_fast_path_edge_cases(rng):
         fastce.cross_entropy(logits, target)
     with pytest.raises(ValueError, match="out of range"):
         fastce.cross_entropy(logits, np.zeros(8, np.int64), ignore_index=2**63)
+    for bad_threads in (0, -1, 2.0, True):
+        with pytest.raises((TypeError, ValueError), match="n_threads"):
+            fastce.cross_entropy(logits, np.zeros(8, np.int64), n_threads=bad_threads)
