@@ -18,6 +18,9 @@
  * the worst case, while the float exps need no conversion. Also the span of the
  * next row that it prefetches at a time. */
 #define FASTCE_ROW_CHUNK 256
+/* A row's last entries are taken as one padded block of this many (a multiple
+ * of every vector width: 16 floats or 8 doubles on AVX-512). */
+#define FASTCE_ROW_TAIL 16
 
 /* Rows taken together by the short-row kernels (at most), and the classes below
  * which a row is short (see _vecmath.pxd). */

@@ -31,6 +31,39 @@ static inline double FASTCE_TYPED(row_max)(const FT *z, ptrdiff_t n_classes)
     return (double)best;
 }
 
+/* The exps of one chunk's entries (count of them, a multiple of the vector
+ * width or not), added in FT lanes to *chunk_rest, and the ties counted. */
+static FASTCE_ALWAYS_INLINE void FASTCE_TYPED(chunk_exp_sum)(const FT *chunk, FT *chunk_out,
+                                                             ptrdiff_t count, FT best,
+                                                             FT *chunk_rest,
+                                                             int *chunk_at_max)
+{
+    FT rest = 0;
+    int at_max_count = 0;
+    if (chunk_out != NULL) {
+        FASTCE_SIMD_REDUCTION(+ : rest, at_max_count)
+        for (ptrdiff_t c = 0; c < count; ++c) {
+            FT value = chunk[c];
+            FT scaled = FASTCE_TYPED(row_exp)(value - best);
+            chunk_out[c] = scaled;
+            int at_max = value == best;
+            at_max_count += at_max;
+            rest += at_max ? (FT)0 : scaled;
+        }
+    } else {
+        FASTCE_SIMD_REDUCTION(+ : rest, at_max_count)
+        for (ptrdiff_t c = 0; c < count; ++c) {
+            FT value = chunk[c];
+            FT scaled = FASTCE_TYPED(row_exp)(value - best);
+            int at_max = value == best;
+            at_max_count += at_max;
+            rest += at_max ? (FT)0 : scaled;
+        }
+    }
+    *chunk_rest += rest;
+    *chunk_at_max += at_max_count;
+}
+
 static inline double FASTCE_TYPED(row_exp_sum)(const FT *z, FT *exp_out,
                                                ptrdiff_t n_classes,
                                                double row_max,
@@ -46,31 +79,32 @@ static inline double FASTCE_TYPED(row_exp_sum)(const FT *z, FT *exp_out,
         const FT *chunk = z + start;
         ptrdiff_t count = n_classes - start;
         count = count < FASTCE_ROW_CHUNK ? count : FASTCE_ROW_CHUNK;
+        ptrdiff_t whole = count - count % FASTCE_ROW_TAIL;
         FT chunk_rest = 0;
         int chunk_at_max = 0;
         /* The same classes of the next row (rows are contiguous): read from
          * memory while this chunk computes, found in cache by its max pass. */
         fastce_prefetch(chunk + n_classes, (size_t)count * sizeof(FT));
-        if (exp_out != NULL) {
-            FT *chunk_out = exp_out + start;
-            FASTCE_SIMD_REDUCTION(+ : chunk_rest, chunk_at_max)
-            for (ptrdiff_t c = 0; c < count; ++c) {
-                FT value = chunk[c];
-                FT scaled = FASTCE_TYPED(row_exp)(value - best);
-                chunk_out[c] = scaled;
-                int at_max = value == best;
-                chunk_at_max += at_max;
-                chunk_rest += at_max ? (FT)0 : scaled;
-            }
-        } else {
-            FASTCE_SIMD_REDUCTION(+ : chunk_rest, chunk_at_max)
-            for (ptrdiff_t c = 0; c < count; ++c) {
-                FT value = chunk[c];
-                FT scaled = FASTCE_TYPED(row_exp)(value - best);
-                int at_max = value == best;
-                chunk_at_max += at_max;
-                chunk_rest += at_max ? (FT)0 : scaled;
-            }
+        FASTCE_TYPED(chunk_exp_sum)(chunk, exp_out != NULL ? exp_out + start : NULL, whole,
+                                    best, &chunk_rest, &chunk_at_max);
+        if (whole < count) {
+            /* The last few entries, padded to FASTCE_ROW_TAIL with copies of an
+             * entry at the max (exp 1, a tie) whose ties and exps are taken back
+             * out: a whole vector instead of a scalar remainder loop, which took
+             * a fifth of a 1000-class row's time. */
+            FT tail[FASTCE_ROW_TAIL], tail_exp[FASTCE_ROW_TAIL];
+            ptrdiff_t n_tail = count - whole;
+            for (ptrdiff_t c = 0; c < FASTCE_ROW_TAIL; ++c)
+                tail[c] = c < n_tail ? chunk[whole + c] : best;
+            FT tail_rest = 0;
+            int tail_at_max = 0;
+            FASTCE_TYPED(chunk_exp_sum)(tail, tail_exp, FASTCE_ROW_TAIL, best, &tail_rest,
+                                        &tail_at_max);
+            chunk_rest += tail_rest;
+            chunk_at_max += tail_at_max - (int)(FASTCE_ROW_TAIL - n_tail);
+            if (exp_out != NULL)
+                for (ptrdiff_t c = 0; c < n_tail; ++c)
+                    exp_out[start + whole + c] = tail_exp[c];
         }
         rest += (double)chunk_rest;
         n_at_max += chunk_at_max;
