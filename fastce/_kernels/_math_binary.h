@@ -121,29 +121,10 @@ static FASTCE_ALWAYS_INLINE double fastce_focal_point(int form, double z, double
     return alpha_t * m_pow * bce;
 }
 
-/* Whether every target of a chunk is 0 or 1 (the focal loop's hard forms). */
-static inline int fastce_all_hard_targets_f32(const float *y, ptrdiff_t n)
-{
-    int soft = 0;
-    FASTCE_SIMD_REDUCTION(| : soft)
-    for (ptrdiff_t i = 0; i < n; ++i)
-        soft |= !(y[i] == 0.0f || y[i] == 1.0f);
-    return !soft;
-}
-
-static inline int fastce_all_hard_targets_f64(const double *y, ptrdiff_t n)
-{
-    int soft = 0;
-    FASTCE_SIMD_REDUCTION(| : soft)
-    for (ptrdiff_t i = 0; i < n; ++i)
-        soft |= !(y[i] == 0.0 || y[i] == 1.0);
-    return !soft;
-}
-
 /* The typed points and chunk loops. Names formed (FASTCE_TYPED(name) in
  * _math_binary_impl.h): fastce_<name>_f32 for float, fastce_<name>_f64 for
  * double, name one of positive_part, softplus_parts, bce_logits_point,
- * logistic_point, sigmoid_point, log_sigmoid_point, binary_point_kind,
+ * logistic_point, sigmoid_point, log_sigmoid_point, binary_point_kind, all_hard_targets,
  * binary_point, binary_loop, binary_chunk, unary_chunk. */
 #define FASTCE_TYPED_BODY "_math_binary_impl.h"
 #include "_math_typed.h"

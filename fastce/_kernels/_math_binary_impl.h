@@ -161,6 +161,16 @@ static FASTCE_ALWAYS_INLINE double FASTCE_TYPED(binary_loop)(int kind, int with_
     return total;
 }
 
+/* Whether every target of a chunk is 0 or 1 (the focal loop's hard forms). */
+static inline int FASTCE_TYPED(all_hard_targets)(const FT *y, ptrdiff_t n)
+{
+    int soft = 0;
+    FASTCE_SIMD_REDUCTION(| : soft)
+    for (ptrdiff_t i = 0; i < n; ++i)
+        soft |= !(y[i] == (FT)0 || y[i] == (FT)1);
+    return !soft;
+}
+
 /* The focal loop for any targets, kept out of line: inlined into binary_chunk
  * next to its hard-target forms, GCC 12 ran it in its scalar version. */
 static FASTCE_NOINLINE double FASTCE_TYPED(focal_loop)(const FT *x, const FT *y, const FT *w,
