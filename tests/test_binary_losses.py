@@ -1652,3 +1652,15 @@ def test_loss_is_bitwise_the_same_with_and_without_the_gradient(rng, dtype, name
     total = function(x, target, reduction="sum", **keywords)
     total_with_grad, _ = function(x, target, reduction="sum", return_grad=True, **keywords)
     assert total == total_with_grad
+
+
+def test_bce_loss_without_gradient_is_bitwise_the_fused_one_on_a_found_case():
+    """hypothesis found this case against a forward-only loop that skipped the
+    derivatives: GCC contracted the loss differently once they were dead (1 ulp)."""
+    logits = np.zeros((4, 4), np.float32)
+    logits[0, 0] = 0.8125
+    target = np.full((4, 4), 0.25, np.float32)
+    total = fastce.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+    fused, _ = fastce.binary_cross_entropy_with_logits(logits, target, reduction="sum",
+                                                       return_grad=True)
+    assert total == fused

@@ -197,8 +197,6 @@ cdef double _binary_block(const floating* x__e, const BinaryTask* task, Py_ssize
         loss = loss__e + chunk_start if loss__e != NULL else sink + (chunk_start - start)
         grad = grad__e + chunk_start if grad__e != NULL else sink + (chunk_start - start)
         hess = hess__e + chunk_start if hess__e != NULL else sink + (chunk_start - start)
-        if grad__e == NULL and hess__e == NULL:
-            grad = hess = NULL  # the loss only: binary_chunk skips the derivatives
         n_bad = 0.0
         pw_bad = False
         if pw_per_element:

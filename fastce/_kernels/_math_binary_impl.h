@@ -127,8 +127,7 @@ static inline FT FASTCE_TYPED(binary_point)(int kind, FT x, FT target, FT pos_we
  * only when it is not 0. x and grad may alias (each element is read before
  * its gradient is stored), which `omp simd` allows. Returns the sum of the
  * weighted losses. */
-static FASTCE_ALWAYS_INLINE double FASTCE_TYPED(binary_loop)(int kind, int with_grad,
-                                                             const FT *x,
+static FASTCE_ALWAYS_INLINE double FASTCE_TYPED(binary_loop)(int kind, const FT *x,
                                                              const FT *y, const FT *w,
                                                              const FT *pw, FT *loss,
                                                              FT *grad, FT *hess,
@@ -152,10 +151,8 @@ static FASTCE_ALWAYS_INLINE double FASTCE_TYPED(binary_loop)(int kind, int with_
         total += (double)value;
         invalid += valid ? 0.0 : 1.0;
         loss[i] = value;
-        if (with_grad) {  /* (a constant: without it, the slope is never formed) */
-            grad[i] = (FT)(slope * (FT)grad_scale);
-            hess[i] = (FT)(curv * (FT)grad_scale);
-        }
+        grad[i] = (FT)(slope * (FT)grad_scale);
+        hess[i] = (FT)(curv * (FT)grad_scale);
     }
     *n_invalid = invalid;
     return total;
@@ -179,13 +176,10 @@ static FASTCE_NOINLINE double FASTCE_TYPED(focal_loop)(const FT *x, const FT *y,
                                                      double alpha, double gamma, ptrdiff_t n,
                                                      double *n_invalid)
 {
-    return FASTCE_TYPED(binary_loop)(FASTCE_FOCAL, 1, x, y, w, pw, loss, grad, hess, grad_scale,
+    return FASTCE_TYPED(binary_loop)(FASTCE_FOCAL, x, y, w, pw, loss, grad, hess, grad_scale,
                                      alpha, gamma, n, n_invalid);
 }
 
-/* n <= FASTCE_BINARY_CHUNK. grad and hess NULL: the loss only (BCE with
- * logits, logistic and focal with gamma 2 and hard targets then skip their
- * derivatives; the others write them to a discarded buffer). */
 static inline double FASTCE_TYPED(binary_chunk)(int kind, const FT *x, const FT *y,
                                                 const FT *w, const FT *pw, FT *loss,
                                                 FT *grad, FT *hess, double grad_scale,
@@ -193,37 +187,31 @@ static inline double FASTCE_TYPED(binary_chunk)(int kind, const FT *x, const FT 
                                                 ptrdiff_t n, double *n_bad)
 {
     double total, invalid;
-    int with_grad = grad != NULL;
-#define FASTCE_LOOP(loop_kind, loop_with_grad)                                              \
-    FASTCE_TYPED(binary_loop)(loop_kind, loop_with_grad, x, y, w, pw, loss, grad, hess, \
-                              grad_scale, alpha, gamma, n, &invalid)
-    FT discarded[FASTCE_BINARY_CHUNK]; /* the derivatives of the loops that form them */
-    if (!with_grad) {
-        grad = discarded;
-        hess = discarded;
-    }
     switch (kind) {
     case FASTCE_BCE_LOGITS:
-        total = with_grad ? FASTCE_LOOP(FASTCE_BCE_LOGITS, 1) : FASTCE_LOOP(FASTCE_BCE_LOGITS, 0);
+        total = FASTCE_TYPED(binary_loop)(FASTCE_BCE_LOGITS, x, y, w, pw, loss, grad, hess,
+                                          grad_scale, alpha, gamma, n, &invalid);
         break;
     case FASTCE_LOGISTIC:
-        total = with_grad ? FASTCE_LOOP(FASTCE_LOGISTIC, 1) : FASTCE_LOOP(FASTCE_LOGISTIC, 0);
+        total = FASTCE_TYPED(binary_loop)(FASTCE_LOGISTIC, x, y, w, pw, loss, grad, hess,
+                                          grad_scale, alpha, gamma, n, &invalid);
         break;
     case FASTCE_FOCAL:
         if (!FASTCE_TYPED(all_hard_targets)(y, n))
             total = FASTCE_TYPED(focal_loop)(x, y, w, pw, loss, grad, hess, grad_scale,
                                              alpha, gamma, n, &invalid);
-        else if (gamma != 2.0)
-            total = FASTCE_LOOP(FASTCE_FOCAL_HARD, 1);
+        else if (gamma == 2.0)
+            total = FASTCE_TYPED(binary_loop)(FASTCE_FOCAL_SQUARE, x, y, w, pw, loss, grad,
+                                              hess, grad_scale, alpha, gamma, n, &invalid);
         else
-            total = with_grad ? FASTCE_LOOP(FASTCE_FOCAL_SQUARE, 1)
-                              : FASTCE_LOOP(FASTCE_FOCAL_SQUARE, 0);
+            total = FASTCE_TYPED(binary_loop)(FASTCE_FOCAL_HARD, x, y, w, pw, loss, grad, hess,
+                                              grad_scale, alpha, gamma, n, &invalid);
         break;
     default:
-        total = FASTCE_LOOP(FASTCE_BCE_PROBS, 1);
+        total = FASTCE_TYPED(binary_loop)(FASTCE_BCE_PROBS, x, y, w, pw, loss, grad, hess,
+                                          grad_scale, alpha, gamma, n, &invalid);
         break;
     }
-#undef FASTCE_LOOP
     *n_bad = invalid;
     return total;
 }
