@@ -23,7 +23,6 @@ from fastce._api.validation import (
 
 __all__ = ["cross_entropy", "nll_loss", "log_softmax", "softmax", "logsumexp"]
 
-_INT64_MAX = np.iinfo(np.int64).max
 
 
 def _rows_view(x, axis):
@@ -269,10 +268,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
             and (n_threads is None or (type(n_threads) is int and n_threads >= 1))
             and type(logits) is np.ndarray and type(target) is np.ndarray):
         loss = _softmax.plain_labels_loss(logits, target, ignore_index, label_smoothing,
-                                          reduction, axis)  # small calls, checked in C
-        if loss is None:
-            loss = _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction,
-                                    axis, n_threads)
+                                          reduction, axis, n_threads)  # checked in C
         if loss is not None:
             return loss
     return_grad = return_grad or return_hessian
@@ -306,35 +302,6 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         total, denominator = _probability_loss(call, target_array, loss_rows, grad_rows)
     return _finish_loss(call, total, denominator, loss_rows, grad_rows, hess_rows, grad_out,
                         return_grad, return_hessian)
-
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_INT64 = np.dtype(np.int64)
-
-
-def _plain_rows_loss(logits, target, ignore_index, label_smoothing, reduction, axis,
-                     n_threads=None):
-    """The common call, checked in a few attribute reads: C-contiguous float
-    (N, C) logits, C-contiguous int64 (N,) labels, no weights, no smoothing,
-    the forward loss only. Returns None for anything else, and for any bad
-    label, so that the full path checks (and explains) it."""
-    if not (logits.ndim == 2 and target.ndim == 1 and target.dtype == _INT64
-            and logits.dtype in _FLOAT_DTYPES and type(axis) is int
-            and (axis == -1 or axis == 1)
-            and type(ignore_index) is int and -_INT64_MAX <= ignore_index <= _INT64_MAX
-            and type(label_smoothing) is float and label_smoothing == 0.0
-            and (reduction == "mean" or reduction == "sum")
-            and logits.flags.c_contiguous and target.flags.c_contiguous):
-        return None
-    n_rows, n_classes = logits.shape
-    if target.shape[0] != n_rows or n_classes == 0:
-        return None
-    total, label_weight_sum, bad = _softmax.cross_entropy_labels(
-        logits, target, None, float(n_classes), n_classes, ignore_index, True, 0.0, None, None,
-        1.0, resolve_threads(n_threads), None, 1)
-    if bad >= 0:
-        return None
-    return finish_reduction(total, reduction, label_weight_sum)
 
 
 def _finish_loss(call, total, denominator, loss_rows, grad_rows, hess_rows, grad_out,

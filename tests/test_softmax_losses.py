@@ -1378,7 +1378,8 @@ def test_axis_equals_moved_axis(problem, reduction, axis):
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-@pytest.mark.parametrize("shape", [(1, 1), (1, 10), (64, 10), (7, 31), (300, 100)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 10), (64, 10), (7, 31), (300, 100),
+                                   (600, 100)])  # (the last one runs on threads)
 def test_small_call_fast_path_matches_full_path_bitwise(rng, dtype, reduction, shape):
     """The common small call (checked in C) gives the full path's value bit for bit
     (labels given as a list take the full path: the fast one needs arrays)."""

@@ -19,6 +19,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 cimport numpy as cnp
 from numpy import ndarray as np_ndarray
+
+from fastce._api.validation import resolve_threads
 from libc.math cimport exp, fabs, log, log1p, INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
@@ -793,11 +795,12 @@ _float64 = cnp.PyArray_TypeObjectFromType(cnp.NPY_FLOAT64)
 _INT64_MAX = 9223372036854775807
 
 
-def plain_labels_loss(logits, target, ignore_index, label_smoothing, reduction, axis):
-    """The common small call of ``cross_entropy``, checked here in C: aligned,
+def plain_labels_loss(logits, target, ignore_index, label_smoothing, reduction, axis,
+                      n_threads):
+    """The common call of ``cross_entropy``, checked here in C: aligned,
     C-contiguous, native-order float32/float64 (N, C) logits, int64 (N,) labels,
-    ``axis`` -1 or 1, no smoothing, reduction "mean" or "sum", fewer elements
-    than run on threads. Returns the loss (a float64), or None for any other call
+    ``axis`` -1 or 1, no smoothing, reduction "mean" or "sum", rows that are not
+    split across threads. Returns the loss (a float64), or None for any other call
     and for any bad label, which the full path then checks and explains. The same
     kernel and block order as the full path: the same value, bit for bit."""
     cdef cnp.ndarray x, y
@@ -823,7 +826,7 @@ def plain_labels_loss(logits, target, ignore_index, label_smoothing, reduction, 
     n_rows = cnp.PyArray_DIM(x, 0)
     n_classes = cnp.PyArray_DIM(x, 1)
     if (cnp.PyArray_DIM(y, 0) != n_rows or n_classes == 0 or n_rows == 0
-            or n_rows * n_classes >= PARALLEL_MIN_ELEMENTS or _long_rows(n_rows, n_classes)):
+            or _long_rows(n_rows, n_classes)):
         return None
     _cross_entropy_task(&task, x, None, n_classes, 0.0, None, None, None, 1.0, None, None,
                         None)
@@ -831,18 +834,30 @@ def plain_labels_loss(logits, target, ignore_index, label_smoothing, reduction, 
     task.class_weight_total = <double>n_classes
     task.ignore_index = ignore_index
     task.has_ignore = True
-    # run_blocks's serial loop without its allocations: blocks in order, their
-    # losses and weights added in that order (so the same bits as the full path).
     cdef double total = 0.0, weight = 0.0
     cdef BlockResult result
+    cdef BlockTotals totals
     cdef Py_ssize_t start
-    for start in range(0, n_rows, task.block_rows):
-        result.bad = -1
-        result.weight = 0.0
-        total += _rows_body(&task, start, min(start + task.block_rows, n_rows), NULL, &result)
-        weight += result.weight
-        if result.bad >= 0:
+    cdef int threads
+    if n_rows * n_classes >= PARALLEL_MIN_ELEMENTS:
+        threads = resolve_threads(n_threads)
+        with nogil:
+            run_blocks(_rows_body, &task, n_rows, task.block_rows, n_rows * n_classes, threads,
+                       0, &totals)
+        if totals.bad >= 0:
             return None
+        total, weight = totals.loss, totals.weight
+    else:
+        # Serial: run_blocks's loop without its allocations, the blocks in order and
+        # their losses and weights added in that order (the same bits as above).
+        for start in range(0, n_rows, task.block_rows):
+            result.bad = -1
+            result.weight = 0.0
+            total += _rows_body(&task, start, min(start + task.block_rows, n_rows), NULL,
+                                &result)
+            weight += result.weight
+            if result.bad >= 0:
+                return None
     if not mean:
         return _float64(total)
     return _float64(total / weight if weight != 0.0 else 0.0)
