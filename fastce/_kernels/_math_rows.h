@@ -30,7 +30,7 @@
 /* The kernels, written once in _math_rows_impl.h. Names formed
  * (FASTCE_TYPED(name)): fastce_<name>_f32 for float rows, fastce_<name>_f64
  * for double rows, name one of row_max, row_exp_sum, row_exp_rest,
- * row_scale, row_hessian, rows_exp_rest, row_log_softmax. */
+ * row_scale, row_hessian, rows_exp_rest, rows_rest, row_log_softmax. */
 #define FASTCE_TYPED_BODY "_math_rows_impl.h"
 #include "_math_typed.h"
 

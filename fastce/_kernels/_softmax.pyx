@@ -32,7 +32,7 @@ from fastce._kernels._blocks cimport (
 )
 from fastce._kernels._vecmath cimport (
     SHORT_ROW_CLASSES, SHORT_RUN_ROWS, fastce_is_valid_weight, row_exp_rest, row_hessian,
-    row_log_softmax, row_max, row_scale, row_exp_sum, rows_exp_rest,
+    row_log_softmax, row_max, row_scale, row_exp_sum, rows_exp_rest, rows_rest,
     FASTCE_COLS_TILE, cols_exp_rest, cols_hessian, cols_log_softmax, cols_max, cols_scale,
 )
 
@@ -305,8 +305,9 @@ cdef inline bint _skips_row(double sample_weight, double label_weight,
 cdef struct ShortRun:
     # Rows with fewer than SHORT_ROW_CLASSES classes are read in runs of up to
     # SHORT_RUN_ROWS rows: the multi-row kernel gives each run's max, sum of the exps
-    # but one at the max (rest) and log1p(rest) first, and its exps (float or double
-    # rows, hence the double storage) land here, so the logits stay intact. Whether
+    # but one at the max (rest) and log1p(rest) first, and its exps, when a gradient
+    # or a softmax reads them (float or double rows, hence the double storage), land
+    # here, so the logits stay intact. Whether
     # rows are short, and the run's first row, stay in the loop's locals: with
     # CPython's -fno-strict-aliasing, a field would be reloaded after every store.
     double row_max[SHORT_RUN_ROWS]
@@ -317,14 +318,20 @@ cdef struct ShortRun:
 
 cdef inline Py_ssize_t _start_run(ShortRun* run, bint short_rows, const floating* first_row__c,
                                   Py_ssize_t run_start, Py_ssize_t row_stop,
-                                  Py_ssize_t n_classes) noexcept nogil:
+                                  Py_ssize_t n_classes, bint with_exps) noexcept nogil:
     """Begin the run of rows at run_start (the rows first_row__c on); returns its stop.
-    Long rows make one run of all the rows, each row summed when it is reached."""
+    Long rows make one run of all the rows, each row summed when it is reached.
+    The run's exps are kept only ``with_exps`` (a gradient or a softmax reads
+    them; a loss or a log-softmax needs only the sums)."""
     if not short_rows:
         return row_stop
     cdef Py_ssize_t run_stop = min(run_start + SHORT_RUN_ROWS, row_stop)
-    rows_exp_rest(first_row__c, <floating*>run.exps, run_stop - run_start, n_classes,
-                  run.row_max, run.rest, run.log_sum)
+    if with_exps:
+        rows_exp_rest(first_row__c, <floating*>run.exps, run_stop - run_start, n_classes,
+                      run.row_max, run.rest, run.log_sum)
+    else:
+        rows_rest(first_row__c, run_stop - run_start, n_classes, run.row_max, run.rest,
+                  run.log_sum)
     return run_stop
 
 
@@ -389,7 +396,7 @@ cdef double _ce_label_rows(const floating* block_logits__nc, const CrossEntropyT
     while run_start < row_stop:
         run_stop = _start_run(&run, short_rows,
                               block_logits__nc + (run_start - row_start) * n_classes,
-                              run_start, row_stop, n_classes)
+                              run_start, row_stop, n_classes, grad__nc != NULL)
         for row in range(run_start, run_stop):
             z__c = block_logits__nc + (row - row_start) * n_classes
             if grad__nc != NULL:
@@ -1162,7 +1169,7 @@ cdef void _normalize_rows(
     cdef Py_ssize_t run_start = row_start, run_stop
     while run_start < row_stop:
         run_stop = _start_run(&run, short_rows, x__nc + run_start * n_classes, run_start,
-                              row_stop, n_classes)
+                              row_stop, n_classes, mode == MODE_SOFTMAX)
         for row in range(run_start, run_stop):
             z__c = x__nc + row * n_classes
             out__c = out + row * n_classes

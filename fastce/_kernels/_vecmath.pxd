@@ -73,6 +73,10 @@ cdef extern from "_vecmath.h" nogil:
     void fastce_rows_exp_rest_f64(const double* z, double* exp_out, Py_ssize_t n_rows,
                                   Py_ssize_t n_classes, double* row_max,
                                   double* row_rest, double* row_log_sum) noexcept
+    void fastce_rows_rest_f32(const float* z, Py_ssize_t n_rows, Py_ssize_t n_classes,
+                              double* row_max, double* row_rest, double* row_log_sum) noexcept
+    void fastce_rows_rest_f64(const double* z, Py_ssize_t n_rows, Py_ssize_t n_classes,
+                              double* row_max, double* row_rest, double* row_log_sum) noexcept
     void fastce_row_log_softmax_f32(const float* z, float* out, Py_ssize_t n_classes,
                                     double row_max, double log_sum) noexcept
     void fastce_row_log_softmax_f64(const double* z, double* out, Py_ssize_t n_classes,
@@ -112,6 +116,15 @@ cdef inline void rows_exp_rest(const floating* z__rc, floating* exp__rc, Py_ssiz
     else:
         fastce_rows_exp_rest_f64(z__rc, exp__rc, n_rows, n_classes, row_max__r, row_rest__r,
                                  row_log_sum__r)
+
+
+cdef inline void rows_rest(const floating* z__rc, Py_ssize_t n_rows, Py_ssize_t n_classes,
+                           double* row_max__r, double* row_rest__r,
+                           double* row_log_sum__r) noexcept nogil:
+    if floating is float:
+        fastce_rows_rest_f32(z__rc, n_rows, n_classes, row_max__r, row_rest__r, row_log_sum__r)
+    else:
+        fastce_rows_rest_f64(z__rc, n_rows, n_classes, row_max__r, row_rest__r, row_log_sum__r)
 
 
 cdef inline void row_log_softmax(const floating* z__c, floating* out__c, Py_ssize_t n_classes,
