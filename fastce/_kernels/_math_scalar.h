@@ -241,15 +241,20 @@ static inline double fastce_log_normal(double u)
 {
     const double ln2_hi = 6.93147180369123816490e-01;
     const double ln2_lo = 1.90821492927058770002e-10;
-    int64_t bits, k;
+    uint64_t bits, k_field;
     memcpy(&bits, &u, sizeof bits);
     /* Exponent of u relative to [sqrt(1/2), sqrt(2)): shift by the offset of
      * sqrt(1/2)'s mantissa so that m lands in that interval. */
-    bits -= (int64_t)0x3fe6a09e667f3bcdLL;
-    k = bits >> 52;
-    bits = (bits & (int64_t)0x000fffffffffffffLL) + (int64_t)0x3fe6a09e667f3bcdLL;
-    double m;
+    bits -= (uint64_t)0x3fe6a09e667f3bcdULL;
+    /* k = the signed top 12 bits of bits, as a double. Formed with logical
+     * shifts and an exponent-field trick (k + 2048 placed in the mantissa of
+     * 2^52), never an int64 -> double conversion or a 64-bit arithmetic shift:
+     * AVX2 has neither, and with them GCC left this function scalar there. */
+    k_field = ((bits ^ ((uint64_t)1 << 63)) >> 52) | (uint64_t)0x4330000000000000ULL;
+    bits = (bits & (uint64_t)0x000fffffffffffffULL) + (uint64_t)0x3fe6a09e667f3bcdULL;
+    double m, k_biased;
     memcpy(&m, &bits, sizeof m);
+    memcpy(&k_biased, &k_field, sizeof k_biased);
     double s = (m - 1.0) / (m + 1.0);
     double s2 = s * s;
     double p = 1.0 / 21.0;
@@ -263,7 +268,7 @@ static inline double fastce_log_normal(double u)
     p = p * s2 + 1.0 / 5.0;
     p = p * s2 + 1.0 / 3.0;
     p = p * s2 + 1.0;
-    double kd = (double)k;
+    double kd = k_biased - (0x1p52 + 2048.0); /* exact: k + 2048 - 2048 */
     return kd * ln2_hi + (2.0 * s * p + kd * ln2_lo);
 }
 
