@@ -357,6 +357,33 @@ cdef inline floating* _run_row_sums(ShortRun* run, bint short_rows, Py_ssize_t i
     return exp_out
 
 
+cdef inline double _plain_run_loss(const ShortRun* run, const floating* block_logits__nc,
+                                   const CrossEntropyTask* task, Py_ssize_t row_start,
+                                   Py_ssize_t run_start, Py_ssize_t run_stop,
+                                   double block_loss, double* block_weight,
+                                   Py_ssize_t* bad_row) noexcept nogil:
+    """block_loss plus the plain losses of a run of short rows (see _ce_label_rows),
+    (max - z_y) + log1p(rest), added row by row in order over its usable rows, each
+    adding 1 to the weight; an ignored or invalid label (reported) gives 0."""
+    cdef floating* loss__n = <floating*>task.loss
+    cdef Py_ssize_t n_classes = task.n_classes, row
+    cdef int64_t label
+    cdef double weight = block_weight[0], loss
+    for row in range(run_start, run_stop):
+        label = task.target[row]
+        loss = 0.0
+        if _usable_label(label, task.ignore_index, task.has_ignore, n_classes, row, bad_row):
+            loss = ((run.row_max[row - run_start]
+                     - <double>block_logits__nc[(row - row_start) * n_classes + label])
+                    + run.log_sum[row - run_start])
+            block_loss += loss
+            weight += 1.0
+        if loss__n != NULL:
+            loss__n[row] = <floating>loss
+    block_weight[0] = weight
+    return block_loss
+
+
 cdef double _ce_label_rows(const floating* block_logits__nc, const CrossEntropyTask* task,
                            Py_ssize_t row_start, Py_ssize_t row_stop,
                            const unsigned char* block_row_kept,
@@ -392,11 +419,24 @@ cdef double _ce_label_rows(const floating* block_logits__nc, const CrossEntropyT
     cdef LabelConstants constants = _label_constants(task)
     cdef ShortRun run
     cdef bint short_rows = n_classes < SHORT_ROW_CLASSES
+    # The plain loss of short rows (no gradient, weights, smoothing or masks): each
+    # row's terms reduce to (max - z_y) + log1p(rest) and a weight of 1, formed
+    # here in a loop of their own (the same bits as _label_row_terms gives them),
+    # without the general loop's per-row tests and spilled constants.
+    cdef bint plain = (short_rows and grad__nc == NULL and hess__nc == NULL
+                       and class_weight__c == NULL and task.smoothing == 0.0
+                       and task.samples.weight == NULL and task.samples.keep == NULL
+                       and block_row_kept == NULL)
     cdef Py_ssize_t run_start = row_start, run_stop
     while run_start < row_stop:
         run_stop = _start_run(&run, short_rows,
                               block_logits__nc + (run_start - row_start) * n_classes,
                               run_start, row_stop, n_classes, grad__nc != NULL)
+        if plain:
+            block_loss = _plain_run_loss(&run, block_logits__nc, task, row_start, run_start,
+                                         run_stop, block_loss, &block_weight, &result.bad)
+            run_start = run_stop
+            continue
         for row in range(run_start, run_stop):
             z__c = block_logits__nc + (row - row_start) * n_classes
             if grad__nc != NULL:
