@@ -16,7 +16,8 @@ from fastce._kernels._vecmath cimport (
     FASTCE_BCE_LOGITS, FASTCE_BCE_PROBS, FASTCE_FOCAL, FASTCE_LOGISTIC, FASTCE_SIGMOID,
     FASTCE_LOG_SIGMOID, FASTCE_BINARY_CHUNK, binary_chunk, fastce_binary_valid,
     fastce_is_valid_weight,
-    fastce_exp, fastce_expf, fastce_log1p_unit, fastce_log1pf_unit, unary_chunk,
+    fastce_exp, fastce_expf, fastce_log1p_unit, fastce_log1pf_unit, fastce_log_normal,
+    unary_chunk,
 )
 
 # The numpy C-API table (PyArray_SIZE & co. in _arrays.pxd go through it).
@@ -278,6 +279,10 @@ def binary_kernel(int kind, x, target, weight, bint weight_per_column, pos_weigh
 
 cdef void _elementary_f64(int which, const double* x, double* out, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
+    if which == 2:
+        for i in range(n):
+            out[i] = fastce_log_normal(x[i])
+        return
     for i in range(n):
         out[i] = fastce_exp(x[i]) if which == 0 else fastce_log1p_unit(x[i])
 
@@ -291,7 +296,8 @@ cdef void _elementary_f32(int which, const float* x, float* out, Py_ssize_t n) n
 def elementary(str name, x, out):
     """Test hook: the library's own elementary functions, elementwise.
 
-    ``name`` is "exp" (any input) or "log1p_unit" (inputs in [0, 1]); ``x`` and
+    ``name`` is "exp" (any input), "log1p_unit" (inputs in [0, 1]) or
+    "log_normal" (float64 only: positive, finite, normal inputs); ``x`` and
     ``out`` are C-contiguous float32 or float64 arrays of one size. The
     float32 versions are the float polynomials, not the double ones.
     """
@@ -302,6 +308,8 @@ def elementary(str name, x, out):
         which = 0
     elif name == "log1p_unit":
         which = 1
+    elif name == "log_normal" and typenum == cnp.NPY_FLOAT64:
+        which = 2
     else:
         raise ValueError(f"unknown elementary function {name!r}")
     if n == 0:

@@ -15,6 +15,7 @@ cdef extern from "_vecmath.h" nogil:
     float fastce_expf(float x) noexcept
     double fastce_log1p_unit(double u) noexcept
     float fastce_log1pf_unit(float u) noexcept
+    double fastce_log_normal(double u) noexcept
     double fastce_row_max_f32(const float* z, Py_ssize_t n_classes) noexcept
     double fastce_row_max_f64(const double* z, Py_ssize_t n_classes) noexcept
     double fastce_row_exp_sum_f32(const float* z, float* exp_out, Py_ssize_t n_classes,
