@@ -308,7 +308,10 @@ def elementary(str name, x, out):
         which = 0
     elif name == "log1p_unit":
         which = 1
-    elif name == "log_normal" and typenum == cnp.NPY_FLOAT64:
+    elif name == "log_normal":
+        if typenum != cnp.NPY_FLOAT64:
+            raise ValueError("log_normal is a float64 function; got x of dtype "
+                             f"{x.dtype}")
         which = 2
     else:
         raise ValueError(f"unknown elementary function {name!r}")

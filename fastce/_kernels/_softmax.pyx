@@ -307,9 +307,9 @@ cdef struct ShortRun:
     # SHORT_RUN_ROWS rows: the multi-row kernel gives each run's max, sum of the exps
     # but one at the max (rest) and log1p(rest) first, and its exps, when a gradient
     # or a softmax reads them (float or double rows, hence the double storage), land
-    # here, so the logits stay intact. Whether
-    # rows are short, and the run's first row, stay in the loop's locals: with
-    # CPython's -fno-strict-aliasing, a field would be reloaded after every store.
+    # here, so the logits stay intact. Whether rows are short, and the run's first
+    # row, stay in the loop's locals: with CPython's -fno-strict-aliasing, a field
+    # would be reloaded after every store.
     double row_max[SHORT_RUN_ROWS]
     double rest[SHORT_RUN_ROWS]
     double log_sum[SHORT_RUN_ROWS]
